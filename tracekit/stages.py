@@ -1,0 +1,32 @@
+"""The stage registry: one name -> (config model, run function) for the CLI and YAML recipes.
+
+Entries are import strings so that `tracekit --help` and recipe validation stay fast and a stage
+whose optional dependency is missing fails only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from tracekit.errors import ConfigError
+
+# name -> ("module:ConfigClass", "module:run_function"); run_function(store, cfg) -> RunResult
+REGISTRY: dict[str, tuple[str, str]] = {
+    "import": ("tracekit.collect.importers:ImportConfig", "tracekit.collect.importers:run_import"),
+}
+
+
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def stage(name: str) -> tuple[type[BaseModel], Callable[..., Any]]:
+    if name not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise ConfigError(f"unknown stage {name!r} (known: {known})")
+    cfg_ref, fn_ref = REGISTRY[name]
+    return _load(cfg_ref), _load(fn_ref)
