@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,7 +14,9 @@ from rich.table import Table
 
 from tracekit.store import RunResult, Store
 
-out = Console(soft_wrap=True)
+# wide when piped (logs, tests); the terminal's width otherwise
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True)
 
 StoreOpt = Annotated[

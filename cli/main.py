@@ -11,6 +11,7 @@ import sys
 
 import click
 import typer
+from pydantic import ValidationError
 
 from tracekit.errors import TracekitError
 from tracekit_cli import (  # noqa: F401  (each module registers its commands on import)
@@ -58,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.ClickException as e:
         e.show()
         return e.exit_code
+    except ValidationError as e:
+        if debug:
+            raise
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "value"
+        err.print(f"[red]error:[/] invalid {where}: {first['msg']}", highlight=False, soft_wrap=True)
+        return 1
     except TracekitError as e:
         if debug or os.environ.get("TRACEKIT_DEBUG"):
             raise

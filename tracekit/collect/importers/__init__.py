@@ -1,0 +1,248 @@
+"""Import existing trace or problem datasets into the store.
+
+One engine, many inputs: a reader yields numbered records (sources.py), a column map or preset
+turns each into canonical fields (mapping.py, presets.py), and batches are written in one
+transaction each, the heavy text columns going through Arrow into DuckDB, where the reasoning /
+answer split runs as SQL (no row-by-row Python inserts).
+
+Atomicity: a malformed record stops the import and every row this run added is removed again
+(rows are tagged with the run id), so the store is as it was; with `skip_bad` the record is
+skipped and counted. Re-importing adds nothing: ids are content-addressed and inserts skip
+existing keys. A killed import keeps its committed batches; re-running it adds the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tracekit.collect.importers.mapping import CANONICAL_FIELDS, Canonical, FieldError, canonicalize
+from tracekit.collect.importers.presets import PRESETS
+from tracekit.collect.importers.sources import detect_format, iter_records
+from tracekit.errors import ConfigError, InputError
+from tracekit.progress import progress
+from tracekit.store import RunResult, Store
+from tracekit.store.ids import imported_trace_id, prompt_id as make_prompt_id
+from tracekit.text.reasoning import split_sql
+
+__all__ = ["ImportConfig", "run_import", "PRESETS", "CANONICAL_FIELDS"]
+
+
+class ImportConfig(BaseModel):
+    """What to import and how its columns map onto prompts, traces and label verdicts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="JSONL / JSON array / Parquet file, a save_to_disk folder, or an HF dataset id")
+    format: Literal["auto", "jsonl", "json", "parquet", "hf", "hf-disk"] = "auto"
+    preset: str | None = Field(None, description="openr1, gsm8k, gsm8k-solutions, math, sharegpt")
+    map: dict[str, str] = Field(default_factory=dict, description="canonical field -> column path")
+    teacher: str | None = Field(None, description="the model that wrote the completions")
+    source: str | None = Field(None, description="dataset name recorded on prompts (default: file name)")
+    split: str | None = Field(None, description="split recorded on prompts (train/test/...)")
+    domain: str = "math"
+    hf_split: str | None = Field(None, description="which split of an HF dataset to read")
+    label_verifier: str = Field("source", description="verifier name for imported labels")
+    skip_bad: bool = False
+    batch_size: int = Field(4000, ge=1, description="records per transaction")
+
+    @field_validator("map")
+    @classmethod
+    def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(CANONICAL_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown map field(s) {unknown}; known: {sorted(CANONICAL_FIELDS)}")
+        return v
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRESETS:
+            raise ValueError(f"unknown preset {v!r}; known: {sorted(PRESETS)}")
+        return v
+
+    def column_map(self) -> dict[str, str]:
+        base = dict(PRESETS[self.preset].column_map) if self.preset else {"problem": "problem"}
+        base.update(self.map)
+        return base
+
+    def source_name(self) -> str:
+        if self.source:
+            return self.source
+        if self.preset and PRESETS[self.preset].source and self.preset not in ("math", "gsm8k"):
+            return PRESETS[self.preset].source  # type: ignore[return-value]
+        return Path(self.path.rstrip("/")).name.split(".")[0] if Path(self.path).exists() else self.path
+
+    def teacher_name(self) -> str:
+        if self.teacher:
+            return self.teacher
+        if self.preset and PRESETS[self.preset].teacher:
+            return PRESETS[self.preset].teacher  # type: ignore[return-value]
+        return "unknown"
+
+
+_TRACE_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("teacher", pa.string()),
+        ("sample_index", pa.int32()),
+        ("text", pa.string()),
+        ("rfield", pa.string()),
+        ("finish_reason", pa.string()),
+        ("meta", pa.string()),
+    ]
+)
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.prompts: dict[str, dict[str, Any]] = {}
+        self.traces: dict[str, list[Any]] = {f.name: [] for f in _TRACE_SCHEMA}
+        self.verdicts: list[dict[str, Any]] = []
+        self.records = 0
+
+    def __len__(self) -> int:
+        return self.records
+
+
+def run_import(store: Store, cfg: ImportConfig) -> RunResult:
+    column_map = cfg.column_map()
+    if "problem" not in column_map:
+        raise ConfigError("the column map needs a problem field (--map problem=COLUMN)")
+    preset = PRESETS[cfg.preset] if cfg.preset else None
+    fmt = detect_format(cfg.path) if cfg.format == "auto" else cfg.format
+    source = cfg.source_name()
+    teacher = cfg.teacher_name()
+    total = _count_hint(cfg.path, fmt)
+
+    with store.run("import", cfg) as run:
+        run.details.update({"source": source, "format": fmt})
+        batch = _Batch()
+        try:
+            with progress(f"import {Path(cfg.path).name}", total, unit="records") as bar:
+                for lineno, record in iter_records(cfg.path, fmt, cfg.hf_split):
+                    try:
+                        if preset and preset.transform:
+                            record = preset.transform(record)
+                        canon = canonicalize(record, column_map)
+                    except FieldError as e:
+                        if not cfg.skip_bad:
+                            raise InputError(str(e), path=cfg.path, line=lineno, field=e.field) from None
+                        run.add("skipped_bad")
+                        run.details.setdefault("bad_examples", []).append(
+                            f"{'line' if fmt == 'jsonl' else 'row'} {lineno}: {e.field}: {e}"
+                        ) if len(run.details.get("bad_examples", [])) < 10 else None
+                        continue
+                    _add(batch, canon, lineno, cfg, source, teacher, run.run_id)
+                    run.add("records")
+                    bar.advance()
+                    if len(batch) >= cfg.batch_size:
+                        _flush(store, batch, cfg, run)
+                        batch = _Batch()
+                _flush(store, batch, cfg, run)
+        except (InputError, FieldError) as e:
+            _undo(store, run.run_id)
+            run.details["undone"] = True
+            raise e
+        except BaseException:
+            # a crash or Ctrl-C: committed batches stay (a re-run skips them); nothing half-written
+            raise
+    return run.result
+
+
+def _count_hint(path: str, fmt: str) -> int | None:
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:
+            return None
+    return None
+
+
+def _add(batch: _Batch, c: Canonical, lineno: int, cfg: ImportConfig, source: str, teacher: str, run_id: str) -> None:
+    pid = make_prompt_id(c.problem)
+    ref = c.source_ref if c.source_ref is not None else str(lineno)
+    if pid not in batch.prompts:
+        batch.prompts[pid] = {
+            "prompt_id": pid,
+            "source": source,
+            "source_ref": ref,
+            "problem": c.problem,
+            "reference_answer": c.reference,
+            "domain": c.domain or cfg.domain,
+            "split": c.split or cfg.split,
+            "meta": json.dumps(c.meta, default=str) if c.meta else None,
+            "run_id": run_id,
+        }
+    batch.records += 1
+    if not c.completions:
+        return
+    t = batch.traces
+    for i, text in enumerate(c.completions):
+        who = (c.teachers[i] if c.teachers and c.teachers[i] else None) or teacher
+        tid = imported_trace_id(pid, who, source, ref, i)
+        t["trace_id"].append(tid)
+        t["prompt_id"].append(pid)
+        t["teacher"].append(who)
+        t["sample_index"].append(i)
+        t["text"].append(text)
+        t["rfield"].append(c.reasonings[i] if c.reasonings else None)
+        t["finish_reason"].append(c.finish_reasons[i] if c.finish_reasons else None)
+        t["meta"].append(None)
+        if c.labels is not None and c.labels[i] is not None:
+            batch.verdicts.append(
+                {
+                    "trace_id": tid,
+                    "verifier": cfg.label_verifier,
+                    "verifier_version": source,
+                    "correct": c.labels[i],
+                    "extracted": None,
+                    "status": "ok",
+                    "detail": json.dumps({"from": "imported label", "source": source}),
+                    "run_id": run_id,
+                }
+            )
+
+
+_REASONING_SQL, _ANSWER_SQL = split_sql("text", "rfield")
+
+
+def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
+    if not batch.records:
+        return
+    with store.transaction():
+        run.add("prompts_added", store.insert_rows("prompts", list(batch.prompts.values())))
+        if batch.traces["trace_id"]:
+            table = pa.Table.from_pydict(batch.traces, schema=_TRACE_SCHEMA)
+            before = store.count("traces")
+            store.con.register("_tk_import", table)
+            try:
+                store.execute(
+                    f"""INSERT OR IGNORE INTO traces BY NAME
+                    SELECT trace_id, prompt_id, teacher, 'import' AS backend, sample_index, text,
+                           {_REASONING_SQL} AS reasoning, {_ANSWER_SQL} AS answer_text,
+                           finish_reason, 'imported' AS origin, meta, ? AS run_id
+                    FROM _tk_import""",
+                    [run.run_id],
+                )
+            finally:
+                store.con.unregister("_tk_import")
+            added = store.count("traces") - before
+            run.add("traces_added", added)
+            run.add("traces_existing", table.num_rows - added)
+        if batch.verdicts:
+            run.add("verdicts_added", store.insert_rows("verdicts", batch.verdicts))
+    run.checkpoint()
+
+
+def _undo(store: Store, run_id: str) -> None:
+    with store.transaction():
+        for table in ("verdicts", "traces", "prompts"):
+            store.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
