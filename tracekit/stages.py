@@ -16,6 +16,14 @@ from tracekit.errors import ConfigError
 # name -> ("module:ConfigClass", "module:run_function"); run_function(store, cfg) -> RunResult
 REGISTRY: dict[str, tuple[str, str]] = {
     "import": ("tracekit.collect.importers:ImportConfig", "tracekit.collect.importers:run_import"),
+    "train.sft": ("tracekit.train.config:SFTTrainConfig", "tracekit.train.runner:run_sft"),
+    "train.redi": ("tracekit.train.config:REDITrainConfig", "tracekit.train.runner:run_redi"),
+    "train.dpo": ("tracekit.train.config:DPOTrainConfig", "tracekit.train.runner:run_dpo"),
+    "train.sft-then-redi": (
+        "tracekit.train.config:SFTThenREDIConfig",
+        "tracekit.train.runner:run_sft_then_redi",
+    ),
+    "eval": ("tracekit.evaluate.eval:EvalConfig", "tracekit.evaluate.eval:run_eval"),
 }
 
 
