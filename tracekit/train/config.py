@@ -32,11 +32,14 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str | None = Field(
-        None, description="A dataset name in the store (`tracekit datasets`) or a save_to_disk folder."
+        None,
+        description="A dataset name in the store (`tracekit datasets`) or a save_to_disk folder.",
     )
     split: str = Field("train", description="Split of the dataset to train on.")
     model: str = Field("default", description="Model SPEC: default, hf:PATH_OR_ID or a folder.")
-    output: str | None = Field(None, description="Output folder. Default: students/<method>-<dataset>.")
+    output: str | None = Field(
+        None, description="Output folder. Default: students/<method>-<dataset>."
+    )
     # LoRA (or --full)
     full: bool = Field(False, description="Full fine-tuning instead of LoRA.")
     lora_r: int = Field(16, ge=1)
@@ -44,9 +47,13 @@ class TrainConfig(BaseModel):
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: str = Field("all-linear", description="'all-linear' or comma-separated names.")
     # optimisation
-    lr: float | None = Field(None, gt=0, description="Learning rate. Default depends on method and LoRA/full.")
+    lr: float | None = Field(
+        None, gt=0, description="Learning rate. Default depends on method and LoRA/full."
+    )
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: epochs decide).")
+    max_steps: int = Field(
+        -1, description="Stop after this many optimizer steps (-1: epochs decide)."
+    )
     batch_size: int = Field(8, ge=1, description="Per-device batch size.")
     grad_accum: int = Field(4, ge=1)
     max_length: int = Field(1024, ge=16, description="Max tokens of prompt + completion.")
@@ -56,12 +63,16 @@ class TrainConfig(BaseModel):
     seed: int = 42
     # runtime
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available.")
-    gradient_checkpointing: bool | None = Field(None, description="Default: on for GPU, off for CPU.")
+    gradient_checkpointing: bool | None = Field(
+        None, description="Default: on for GPU, off for CPU."
+    )
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(50, ge=1, description="Checkpoint every N steps (resume after a kill).")
     save_total_limit: int = Field(2, ge=1)
     resume: bool = Field(True, description="Resume from the last checkpoint in the output folder.")
-    merge: bool = Field(False, description="Also save a merged copy (base + adapter) in OUTPUT/merged.")
+    merge: bool = Field(
+        False, description="Also save a merged copy (base + adapter) in OUTPUT/merged."
+    )
     plot: bool = Field(True, description="Write loss_curve.png.")
 
     method: Method = "sft"  # overridden by each subclass
@@ -152,7 +163,9 @@ class SFTThenREDIConfig(TrainConfig):
         out = self.output_dir()
         exclude = {"method", "sft", "redi", "output", "merge", "dataset", "split"}
         shared = {
-            k: v for k, v in self.model_dump().items() if k in self.model_fields_set and k not in exclude
+            k: v
+            for k, v in self.model_dump().items()
+            if k in self.model_fields_set and k not in exclude
         }
 
         def build(cls: type[TrainConfig], over: StageOverrides, sub: str, **extra: object):

@@ -42,7 +42,9 @@ def _load_from_store(store: Store, row: dict[str, Any]) -> Any:
     if load_training_dataset is not None:
         return load_training_dataset(store, row["name"])
     if not row.get("path") or not Path(row["path"]).exists():
-        raise TracekitError(f"dataset {row['name']!r} points to {row.get('path')!r}, which does not exist")
+        raise TracekitError(
+            f"dataset {row['name']!r} points to {row.get('path')!r}, which does not exist"
+        )
     from datasets import load_from_disk
 
     return load_from_disk(row["path"])
@@ -50,24 +52,35 @@ def _load_from_store(store: Store, row: dict[str, Any]) -> Any:
 
 def load_training_data(store: Store, ref: str | None, split: str, pairs: bool) -> TrainingData:
     if not ref:
-        raise ConfigError("no dataset given: pass --dataset NAME (see `tracekit datasets`) or a folder")
+        raise ConfigError(
+            "no dataset given: pass --dataset NAME (see `tracekit datasets`) or a folder"
+        )
     from datasets import Dataset, DatasetDict, load_from_disk
 
     row = _store_row(store, ref)
     if row is not None:
         data = _load_from_store(store, row)
-        name, fingerprint, dataset_id, path = row["name"], row.get("fingerprint") or "", row["dataset_id"], row.get("path")
+        name, fingerprint, dataset_id, path = (
+            row["name"],
+            row.get("fingerprint") or "",
+            row["dataset_id"],
+            row.get("path"),
+        )
     elif Path(ref).is_dir():
         try:
             data = load_from_disk(ref)
         except FileNotFoundError as e:
-            raise TracekitError(f"{ref} is not a dataset folder saved with save_to_disk: {e}") from None
+            raise TracekitError(
+                f"{ref} is not a dataset folder saved with save_to_disk: {e}"
+            ) from None
         name, fingerprint, dataset_id, path = Path(ref).name, "", None, str(Path(ref).resolve())
     else:
         raise TracekitError(f"no dataset named {ref!r} in the store and no folder at that path")
     if isinstance(data, DatasetDict):
         if split not in data:
-            raise ConfigError(f"dataset {name!r} has no split {split!r} (it has: {', '.join(data)})")
+            raise ConfigError(
+                f"dataset {name!r} has no split {split!r} (it has: {', '.join(data)})"
+            )
         ds = data[split]
     elif isinstance(data, Dataset):
         ds = data

@@ -11,7 +11,12 @@ from tracekit.train.config import DPOTrainConfig
 
 
 def build_dpo_trainer(
-    model: Any, tokenizer: Any, train_dataset: Any, cfg: DPOTrainConfig, args: dict[str, Any], peft_config: Any
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Any,
+    cfg: DPOTrainConfig,
+    args: dict[str, Any],
+    peft_config: Any,
 ) -> DPOTrainer:
     dpo_args = DPOConfig(
         **args,

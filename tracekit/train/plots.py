@@ -22,7 +22,9 @@ def plot_loss_curve(log_path: Path, png_path: Path, title: str) -> Path | None:
     ncols = 2 if pair_rows else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
     ax = axes[0][0]
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], marker="." if len(rows) < 50 else None)
+    ax.plot(
+        [r["step"] for r in rows], [r["loss"] for r in rows], marker="." if len(rows) < 50 else None
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -24,8 +24,8 @@ from tracekit.store import RunResult, Store
 from tracekit.train.config import (
     DPOTrainConfig,
     REDITrainConfig,
-    SFTTrainConfig,
     SFTThenREDIConfig,
+    SFTTrainConfig,
     TrainConfig,
 )
 from tracekit.train.data import load_training_data
@@ -98,7 +98,9 @@ def lora_config(cfg: TrainConfig) -> Any:
     )
 
 
-def load_model(spec: str, device: str, *, full: bool, trainable_adapter: bool) -> tuple[Any, Any, str]:
+def load_model(
+    spec: str, device: str, *, full: bool, trainable_adapter: bool
+) -> tuple[Any, Any, str]:
     """(model, tokenizer, base spec). An adapter folder loads onto its base; with
     `trainable_adapter` that adapter keeps training (stage 2 of sft-then-redi)."""
     import torch
@@ -177,7 +179,9 @@ def train_one(
             run.details["resumed_from"] = resume
         elif log_path.exists():
             log_path.unlink()
-        model, tok, base_path = load_model(cfg.model, device, full=cfg.full, trainable_adapter=continue_adapter)
+        model, tok, base_path = load_model(
+            cfg.model, device, full=cfg.full, trainable_adapter=continue_adapter
+        )
         peft = None if continue_adapter else lora_config(cfg)
         args = trainer_args(cfg, out, device)
         trainer = _builder(cfg.method)(model, tok, data.dataset, cfg, args, peft)
@@ -211,7 +215,9 @@ def train_one(
             dataset_fingerprint=data.fingerprint,
             learning_rate=cfg.learning_rate(),
         )
-        (out / CONFIG_FILE).write_text(json.dumps({**meta, "status": "running"}, indent=2, default=str))
+        (out / CONFIG_FILE).write_text(
+            json.dumps({**meta, "status": "running"}, indent=2, default=str)
+        )
         run.checkpoint()
         result = trainer.train(resume_from_checkpoint=resume)
         trainer.save_model(str(out))
@@ -251,7 +257,9 @@ def run_sft(store: Store, cfg: SFTTrainConfig, *, callbacks: list[Any] | None = 
     return train_one(store, cfg, callbacks=callbacks)
 
 
-def run_redi(store: Store, cfg: REDITrainConfig, *, callbacks: list[Any] | None = None) -> RunResult:
+def run_redi(
+    store: Store, cfg: REDITrainConfig, *, callbacks: list[Any] | None = None
+) -> RunResult:
     return train_one(store, cfg, callbacks=callbacks)
 
 
@@ -259,7 +267,9 @@ def run_dpo(store: Store, cfg: DPOTrainConfig, *, callbacks: list[Any] | None = 
     return train_one(store, cfg, callbacks=callbacks)
 
 
-def run_sft_then_redi(store: Store, cfg: SFTThenREDIConfig, *, callbacks: list[Any] | None = None) -> RunResult:
+def run_sft_then_redi(
+    store: Store, cfg: SFTThenREDIConfig, *, callbacks: list[Any] | None = None
+) -> RunResult:
     """Stage 1 SFT, stage 2 REDI from stage 1's result: under LoRA the same adapter keeps
     training (one adapter on the untouched base at the end); with --full, stage 1's weights."""
     sft_cfg, redi_cfg = cfg.stage_configs()

@@ -10,7 +10,12 @@ from tracekit.train.config import SFTTrainConfig
 
 
 def build_sft_trainer(
-    model: Any, tokenizer: Any, train_dataset: Any, cfg: SFTTrainConfig, args: dict[str, Any], peft_config: Any
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Any,
+    cfg: SFTTrainConfig,
+    args: dict[str, Any],
+    peft_config: Any,
 ) -> SFTTrainer:
     sft_args = SFTConfig(
         **args,

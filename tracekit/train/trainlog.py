@@ -20,10 +20,16 @@ class JsonlLogCallback(TrainerCallback):
         self.path = path
         self._t0 = time.time()
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        row = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time() - self._t0, 3)}
+        row = {
+            "step": state.global_step,
+            "epoch": state.epoch,
+            "time": round(time.time() - self._t0, 3),
+        }
         for k, v in logs.items():
             if isinstance(v, float) and not math.isfinite(v):
                 v = None
@@ -36,7 +42,11 @@ def truncate_after(path: Path, step: int) -> None:
     """Keep only rows logged at or before `step` (the checkpoint a resumed run restarts from)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    keep = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
     path.write_text("".join(line + "\n" for line in keep))
 
 
