@@ -26,6 +26,13 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "tracekit.train.runner:run_sft_then_redi",
     ),
     "eval": ("tracekit.evaluate.eval:EvalConfig", "tracekit.evaluate.eval:run_eval"),
+    "score.perplexity": ("tracekit.score.perplexity:PerplexityConfig", "tracekit.score.perplexity:run_perplexity"),
+    "provenance": ("tracekit.score.provenance:ProvenanceConfig", "tracekit.score.provenance:run_provenance"),
+    "score.length": ("tracekit.score.length:LengthConfig", "tracekit.score.length:run_length"),
+    "score.dedup": ("tracekit.score.dedup:DedupConfig", "tracekit.score.dedup:run_dedup"),
+    "score.decontam": ("tracekit.score.decontam:DecontamConfig", "tracekit.score.decontam:run_decontam"),
+    "score.behaviors": ("tracekit.score.behaviors:BehaviorsConfig", "tracekit.score.behaviors:run_behaviors"),
+    "score.safety": ("tracekit.score.safety:SafetyConfig", "tracekit.score.safety:run_safety"),
 }
 
 
