@@ -30,7 +30,7 @@ def split_reasoning(text: str | None, reasoning_field: str | None = None) -> Spl
     """Return (reasoning, answer_text, unclosed). With no markers the whole text is the answer."""
     text = text or ""
     if reasoning_field:
-        return Split(reasoning_field, text.strip(WS), False)
+        return Split(reasoning_field, _strip_answer_markers(text), False)
     for open_tag, close_tag in _MARKERS:
         close = text.find(close_tag)
         if close >= 0:
@@ -59,37 +59,42 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def split_sql(text: str, reasoning_field: str | None = None) -> tuple[str, str]:
-    """SQL expressions (reasoning, answer_text) computing what `split_reasoning` computes, so bulk
-    imports split inside DuckDB instead of in a Python loop. Tested against the Python version."""
+def split_select(source: str, text: str = "text", reasoning_field: str | None = None) -> str:
+    """A SELECT over `source` that adds `reasoning` and `answer_text` columns computed as
+    `split_reasoning` computes them, so bulk imports split inside DuckDB instead of in a Python
+    loop. Marker positions are computed once per row (nested selects), since each `strpos` scans
+    a long text. Tested against the Python version."""
     ws = "' ' || chr(9) || chr(10) || chr(13)"
+    rf = reasoning_field or "NULL"
 
     def trim(e: str) -> str:
         return f"trim({e}, {ws})"
 
-    def strip_answer(a: str) -> str:
-        (o, c) = _ANSWER_MARKERS[0]
-        after = f"substr({a}, strpos({a}, {_sql_str(o)}) + {len(o)})"
-        cut = (
-            f"CASE WHEN strpos({after}, {_sql_str(c)}) > 0"
-            f" THEN substr({after}, 1, strpos({after}, {_sql_str(c)}) - 1) ELSE {after} END"
-        )
-        return trim(f"CASE WHEN strpos({a}, {_sql_str(o)}) > 0 THEN {cut} ELSE {a} END")
-
-    r_cases, a_cases = [], []
-    for open_tag, close_tag in _MARKERS:
-        c = f"strpos({text}, {_sql_str(close_tag)})"
-        o = f"strpos({text}, {_sql_str(open_tag)})"
-        start = f"(CASE WHEN {o} > 0 AND {o} < {c} THEN {o} + {len(open_tag)} ELSE 1 END)"
-        r_cases.append((f"{c} > 0", trim(f"substr({text}, {start}, {c} - {start})")))
-        a_cases.append((f"{c} > 0", strip_answer(f"substr({text}, {c} + {len(close_tag)})")))
-        r_cases.append((f"{o} > 0", trim(f"substr({text}, {o} + {len(open_tag)})")))
-        a_cases.append((f"{o} > 0", "''"))
-    if reasoning_field:
-        r_cases.insert(0, (f"{reasoning_field} IS NOT NULL", reasoning_field))
-        a_cases.insert(0, (f"{reasoning_field} IS NOT NULL", trim(f"coalesce({text}, '')")))
-    reasoning = "CASE " + " ".join(f"WHEN {w} THEN {e}" for w, e in r_cases) + " ELSE NULL END"
-    answer = "CASE " + " ".join(f"WHEN {w} THEN {e}" for w, e in a_cases)
-    empty = "''"
-    answer += " ELSE " + trim(f"coalesce({text}, {empty})") + " END"
-    return reasoning, answer
+    pos = []
+    for k, (open_tag, close_tag) in enumerate(_MARKERS):
+        pos.append(f"strpos({text}, {_sql_str(close_tag)}) AS _c{k}")
+        pos.append(f"strpos({text}, {_sql_str(open_tag)}) AS _o{k}")
+    r_cases, a_cases = [f"WHEN {rf} IS NOT NULL THEN {rf}"], [f"WHEN {rf} IS NOT NULL THEN coalesce({text}, '')"]
+    for k, (open_tag, close_tag) in enumerate(_MARKERS):
+        start = f"(CASE WHEN _o{k} > 0 AND _o{k} < _c{k} THEN _o{k} + {len(open_tag)} ELSE 1 END)"
+        r_cases.append(f"WHEN _c{k} > 0 THEN substr({text}, {start}, _c{k} - {start})")
+        a_cases.append(f"WHEN _c{k} > 0 THEN substr({text}, _c{k} + {len(close_tag)})")
+        r_cases.append(f"WHEN _o{k} > 0 THEN substr({text}, _o{k} + {len(open_tag)})")
+        a_cases.append(f"WHEN _o{k} > 0 THEN ''")
+    a_cases.append("ELSE coalesce(" + text + ", '')")
+    (bos, eos) = _ANSWER_MARKERS[0]
+    level1 = f"SELECT *, {', '.join(pos)} FROM {source}"
+    level2 = (
+        f"SELECT *, {trim('CASE ' + ' '.join(r_cases) + ' ELSE NULL END')} AS _reasoning,"
+        f" CASE {' '.join(a_cases)} END AS _ans FROM ({level1})"
+    )
+    after = f"substr(_ans, _b + {len(bos)})"
+    level3 = (
+        f"SELECT *, CASE WHEN _b > 0 THEN (CASE WHEN strpos({after}, {_sql_str(eos)}) > 0"
+        f" THEN substr({after}, 1, strpos({after}, {_sql_str(eos)}) - 1) ELSE {after} END)"
+        f" ELSE _ans END AS _ans2 FROM (SELECT *, strpos(_ans, {_sql_str(bos)}) AS _b FROM ({level2}))"
+    )
+    return (
+        f"SELECT * EXCLUDE (_c0, _o0, _c1, _o1, _reasoning, _ans, _b, _ans2),"
+        f" _reasoning AS reasoning, {trim('_ans2')} AS answer_text FROM ({level3})"
+    )

@@ -27,7 +27,7 @@ from tracekit.errors import ConfigError, InputError
 from tracekit.progress import progress
 from tracekit.store import RunResult, Store
 from tracekit.store.ids import imported_trace_id, prompt_id as make_prompt_id
-from tracekit.text.reasoning import split_sql
+from tracekit.text.reasoning import split_select
 
 __all__ = ["ImportConfig", "run_import", "PRESETS", "CANONICAL_FIELDS"]
 
@@ -127,16 +127,21 @@ def run_import(store: Store, cfg: ImportConfig) -> RunResult:
             with progress(f"import {Path(cfg.path).name}", total, unit="records") as bar:
                 for lineno, record in iter_records(cfg.path, fmt, cfg.hf_split):
                     try:
+                        if isinstance(record, InputError):
+                            raise record
                         if preset and preset.transform:
                             record = preset.transform(record)
                         canon = canonicalize(record, column_map)
-                    except FieldError as e:
+                    except (FieldError, InputError) as e:
+                        error = e if isinstance(e, InputError) else InputError(
+                            str(e), path=cfg.path, line=lineno, field=e.field
+                        )
                         if not cfg.skip_bad:
-                            raise InputError(str(e), path=cfg.path, line=lineno, field=e.field) from None
+                            raise error from None
                         run.add("skipped_bad")
-                        run.details.setdefault("bad_examples", []).append(
-                            f"{'line' if fmt == 'jsonl' else 'row'} {lineno}: {e.field}: {e}"
-                        ) if len(run.details.get("bad_examples", [])) < 10 else None
+                        examples = run.details.setdefault("bad_examples", [])
+                        if len(examples) < 10:
+                            examples.append(str(error))
                         continue
                     _add(batch, canon, lineno, cfg, source, teacher, run.run_id)
                     run.add("records")
@@ -211,7 +216,7 @@ def _add(batch: _Batch, c: Canonical, lineno: int, cfg: ImportConfig, source: st
             )
 
 
-_REASONING_SQL, _ANSWER_SQL = split_sql("text", "rfield")
+_SPLIT_SQL = split_select("_tk_import", "text", "rfield")
 
 
 def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
@@ -227,9 +232,9 @@ def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
                 store.execute(
                     f"""INSERT OR IGNORE INTO traces BY NAME
                     SELECT trace_id, prompt_id, teacher, 'import' AS backend, sample_index, text,
-                           {_REASONING_SQL} AS reasoning, {_ANSWER_SQL} AS answer_text,
-                           finish_reason, 'imported' AS origin, meta, ? AS run_id
-                    FROM _tk_import""",
+                           reasoning, answer_text, finish_reason, 'imported' AS origin, meta,
+                           ? AS run_id
+                    FROM ({_SPLIT_SQL})""",
                     [run.run_id],
                 )
             finally:

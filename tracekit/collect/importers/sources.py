@@ -10,7 +10,8 @@ from typing import Any
 
 from tracekit.errors import InputError, TracekitError
 
-Record = tuple[int, dict[str, Any]]
+# a record, or the InputError that reading it raised (so --skip-bad can skip it and go on)
+Record = tuple[int, "dict[str, Any] | InputError"]
 
 
 def detect_format(path: str) -> str:
@@ -42,13 +43,16 @@ def iter_jsonl(path: str) -> Iterator[Record]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path, line=lineno) from None
+                yield lineno, InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path, line=lineno)
+                continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=path, line=lineno) from None
+                yield lineno, InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=path, line=lineno)
+                continue
             if not isinstance(rec, dict):
-                raise InputError(f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno)
+                yield lineno, InputError(f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno)
+                continue
             yield lineno, rec
 
 
@@ -63,7 +67,8 @@ def iter_json_array(path: str) -> Iterator[Record]:
         raise InputError("expected a JSON array of objects", path=path)
     for i, rec in enumerate(data, start=1):
         if not isinstance(rec, dict):
-            raise InputError(f"element {i}: expected an object, got {type(rec).__name__}", path=path)
+            yield i, InputError(f"element {i}: expected an object, got {type(rec).__name__}", path=path)
+            continue
         yield i, rec
 
 

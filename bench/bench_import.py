@@ -1,0 +1,113 @@
+"""Import throughput: `tracekit import` of a Parquet file vs DuckDB's own INSERT ... SELECT FROM
+read_parquet of the same file into the same table shape (the floor).
+
+    .venv/bin/python bench/bench_import.py            # 200,000 traces, 2-20 KB each
+    .venv/bin/python bench/bench_import.py --rows 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+os.environ.setdefault("TRACEKIT_QUIET", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+WORDS = (
+    "so we need to find the value of x wait let me check that again the sum of the first n terms is "
+    "therefore because alternatively we can verify this by substituting back hmm that gives us"
+).split()
+
+
+def make_parquet(path: Path, rows: int, seed: int = 0) -> int:
+    """Realistic shapes: a problem, a reference, one trace of 2-20 KB with a think block."""
+    rng = random.Random(seed)
+    chunk = 10_000
+    writer = None
+    total_bytes = 0
+    vocab = [" ".join(rng.choice(WORDS) for _ in range(60)) for _ in range(512)]
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        problems, refs, texts, labels = [], [], [], []
+        for i in range(start, start + n):
+            target = rng.randint(2_000, 20_000)
+            parts, size = [], 0
+            while size < target:
+                s = vocab[rng.randrange(512)]
+                parts.append(s)
+                size += len(s) + 1
+            body = " ".join(parts)[:target]
+            texts.append(f"<think>\n{body}\n</think>\n\nThe answer is \\boxed{{{i % 97}}}.")
+            problems.append(f"Problem {i // 4}: compute the value of expression number {i // 4}.")
+            refs.append(str((i // 4) % 97))
+            labels.append(i % 3 != 0)
+            total_bytes += len(texts[-1])
+        table = pa.table({"problem": problems, "answer": refs, "completion": texts, "correct": labels})
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+    return total_bytes
+
+
+def bench_raw(parquet: Path, db: Path) -> float:
+    from tracekit.store.schema import MIGRATIONS
+
+    con = duckdb.connect(str(db))
+    ddl = next(s for s in MIGRATIONS[0][2] if s.strip().startswith("CREATE TABLE traces"))
+    con.execute(ddl)
+    t0 = time.perf_counter()
+    con.execute(
+        f"""INSERT INTO traces (trace_id, prompt_id, teacher, sample_index, text, origin)
+            SELECT md5(problem || '#' || row_number() OVER ()), md5(problem), 'bench', 0, completion, 'imported'
+            FROM read_parquet('{parquet}')"""
+    )
+    con.execute("CHECKPOINT")
+    dt = time.perf_counter() - t0
+    con.close()
+    return dt
+
+
+def bench_tracekit(parquet: Path, db: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [str(REPO / ".venv/bin/tracekit"), "import", str(parquet), "--store", str(db), "--quiet",
+         "--map", "problem=problem", "--map", "reference=answer", "--map", "completion=completion",
+         "--map", "label=correct", "--teacher", "bench", "--batch-size", "20000"],
+        check=True,
+    )
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=200_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        parquet = d / "traces.parquet"
+        t = time.perf_counter()
+        nbytes = make_parquet(parquet, args.rows)
+        print(f"made {args.rows:,} traces ({nbytes / 1e9:.2f} GB of text) in {time.perf_counter() - t:.1f}s")
+        raw = bench_raw(parquet, d / "raw.duckdb")
+        tk = bench_tracekit(parquet, d / "tk.duckdb")
+        n = duckdb.connect(str(d / "tk.duckdb"), read_only=True).execute("SELECT count(*) FROM traces").fetchall()[0][0]
+        assert n == args.rows, n
+        print(f"raw DuckDB INSERT ... SELECT read_parquet: {raw:7.2f}s  {args.rows / raw:10,.0f} rows/s")
+        print(f"tracekit import (CLI, end to end):        {tk:7.2f}s  {args.rows / tk:10,.0f} rows/s")
+        print(f"ratio tracekit / raw: {tk / raw:.2f}x (goal <= 2.0x)")
+
+
+if __name__ == "__main__":
+    main()
