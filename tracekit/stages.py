@@ -16,6 +16,7 @@ from tracekit.errors import ConfigError
 # name -> ("module:ConfigClass", "module:run_function"); run_function(store, cfg) -> RunResult
 REGISTRY: dict[str, tuple[str, str]] = {
     "import": ("tracekit.collect.importers:ImportConfig", "tracekit.collect.importers:run_import"),
+    "verify": ("tracekit.verify:VerifyConfig", "tracekit.verify:run_verify"),
     "collect": ("tracekit.collect.collect:CollectConfig", "tracekit.collect.collect:run_collect"),
     "merge": ("tracekit.collect.merge:MergeConfig", "tracekit.collect.merge:run_merge"),
     "train.sft": ("tracekit.train.config:SFTTrainConfig", "tracekit.train.runner:run_sft"),
