@@ -24,6 +24,9 @@ def export_hub_files(
     store: Store, name: str, folder: Path, repo_id: str | None = None
 ) -> list[Path]:
     """Write the dataset's Hub files into `folder` (emptied first) and return them, relative."""
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
     row = find_dataset(store, name)
     dd = load_training_dataset(store, name)
     folder = Path(folder)

@@ -47,22 +47,18 @@ def load_training_dataset(store: Store, name: str) -> Any:
 
 
 def list_datasets(store: Store, all_builds: bool = False) -> list[dict[str, Any]]:
-    latest = (
-        ""
-        if all_builds
-        else "QUALIFY row_number() OVER (PARTITION BY name ORDER BY created_at DESC) = 1"
-    )
+    latest = "" if all_builds else "QUALIFY row_number() OVER (PARTITION BY d.name ORDER BY d.created_at DESC) = 1"
     return store.dicts(
-        f"""SELECT d.name, d.kind, d.rows,
-                   count(*) FILTER (WHERE r.split = 'train') AS train,
-                   count(*) FILTER (WHERE r.split = 'eval') AS eval,
-                   count(DISTINCT t.prompt_id) AS prompts,
+        f"""SELECT d.name, d.kind, d.rows, c.train, c.eval, c.prompts,
                    left(d.fingerprint, 12) AS fingerprint, d.dataset_id,
                    strftime(d.created_at, '%Y-%m-%d %H:%M') AS created, d.path
             FROM datasets d
-            LEFT JOIN dataset_rows r USING (dataset_id)
-            LEFT JOIN traces t ON t.trace_id = r.trace_id
-            GROUP BY ALL
+            LEFT JOIN (SELECT r.dataset_id,
+                              count(*) FILTER (WHERE r.split = 'train') AS train,
+                              count(*) FILTER (WHERE r.split = 'eval') AS eval,
+                              count(DISTINCT t.prompt_id) AS prompts
+                       FROM dataset_rows r JOIN traces t ON t.trace_id = r.trace_id
+                       GROUP BY r.dataset_id) c USING (dataset_id)
             {latest}
             ORDER BY d.created_at DESC"""
     )

@@ -101,7 +101,9 @@ def _write_hf(parquet: Path, target: Path, with_eval: bool) -> dict[str, int]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
+    from datasets.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # the run line reports the build; per-shard bars are noise
     table = pq.read_table(parquet)
     parts = {}
     for split in SPLITS if with_eval else SPLITS[:1]:
