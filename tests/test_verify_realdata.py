@@ -93,14 +93,18 @@ def test_gsm8k_model_solutions_agreement(store, shared_data) -> None:
 
 
 def test_gsm8k_references_after_hashes(shared_data) -> None:
-    rows = [json.loads(line) for line in open(shared_data / "gsm8k/test.jsonl")][:200]
+    rows = [
+        json.loads(line) for line in (shared_data / "gsm8k/test.jsonl").read_text().splitlines()
+    ][:200]
     for r in rows:
         final = r["answer"].rsplit("####", 1)[1].strip()
         assert check(r["answer"], f"A: {final}").correct is True, r["answer"][-80:]
 
 
 def test_math500_references_parse_and_verify_themselves(shared_data) -> None:
-    rows = [json.loads(line) for line in open(shared_data / "math500/test.jsonl")]
+    rows = [
+        json.loads(line) for line in (shared_data / "math500/test.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 500
     unparsed = [r["answer"] for r in rows if not parse_gold(r["answer"])[0]]
     assert unparsed == []
