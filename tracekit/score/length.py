@@ -53,31 +53,57 @@ class LengthConfig(BaseModel):
     recompute: bool = False
 
 
+class TokenCounter:
+    """Counts tokens without special tokens. A folder with a tokenizer.json is read with the
+    `tokenizers` library directly (the same ids as transformers' fast tokenizer, without
+    importing torch: about 0.5 s instead of 10-20 s); anything else goes through AutoTokenizer."""
+
+    def __init__(self, spec: str) -> None:
+        from tracekit.models import parse_spec, resolve_local_path
+
+        ms = parse_spec(spec)
+        if ms.backend != "hf":
+            raise ConfigError(
+                f"tokenizer {spec!r} must be a transformers SPEC (default, hf:PATH, PATH)"
+            )
+        path = resolve_local_path(ms)
+        if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+            raise TracekitError(f"cannot load tokenizer {spec!r}: folder {path} does not exist")
+        self.spec = spec
+        self._fast: Any = None
+        self._hf: Any = None
+        if (Path(path) / "tokenizer.json").is_file():
+            from tokenizers import Tokenizer
+
+            self._fast = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+            return
+        from transformers import AutoTokenizer
+
+        try:
+            self._hf = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError) as e:
+            where = "folder" if Path(path).exists() else "model id (offline or unknown?)"
+            raise TracekitError(
+                f"cannot load tokenizer {spec!r} from {where} {path}: {e}"
+            ) from None
+
+    def count(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        if self._fast is not None:
+            return [len(e.ids) for e in self._fast.encode_batch(texts, add_special_tokens=False)]
+        enc = self._hf(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+
 @lru_cache(maxsize=4)
-def load_tokenizer(spec: str) -> Any:
+def load_tokenizer(spec: str) -> TokenCounter:
     """Only the tokenizer, never the weights: counting tokens must not cost a model load."""
-    from transformers import AutoTokenizer
-
-    from tracekit.models import parse_spec, resolve_local_path
-
-    ms = parse_spec(spec)
-    if ms.backend != "hf":
-        raise ConfigError(
-            f"tokenizer {spec!r} must be a transformers SPEC (default, hf:PATH, PATH)"
-        )
-    path = resolve_local_path(ms)
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        where = "folder" if Path(path).exists() else "model id (offline or unknown?)"
-        raise TracekitError(f"cannot load tokenizer {spec!r} from {where} {path}: {e}") from None
+    return TokenCounter(spec)
 
 
-def count_tokens(tok: Any, texts: list[str]) -> list[int]:
-    if not texts:
-        return []
-    enc = tok(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-    return [len(ids) for ids in enc]
+def count_tokens(tok: TokenCounter, texts: list[str]) -> list[int]:
+    return tok.count(texts)
 
 
 def run_length(store: Store, cfg: LengthConfig) -> RunResult:
