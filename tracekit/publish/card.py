@@ -14,6 +14,7 @@ import re
 import socket
 import statistics
 import tempfile
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -148,30 +149,27 @@ def source_license(source: str | None) -> tuple[str | None, str]:
     return None, "unknown: check the source's own license"
 
 
-def write_length_histogram(
-    series: dict[str, list[int]], unit: str, path: Path, title: str = ""
-) -> Path:
+def write_length_histogram(series: dict[str, list[int]], unit: str, path: Path, title: str = "") -> Path:
+    """Binned with numpy and drawn as one step artist per series: bar patches and tight_layout
+    cost seconds per plot, which a build should not pay."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    fig = plt.figure(figsize=(7, 3.6), dpi=100)
+    ax = fig.add_axes((0.1, 0.14, 0.86, 0.76))
     values = [v for vs in series.values() for v in vs]
-    bins = 40
-    if values:
-        lo, hi = min(values), max(values)
-        bins = [lo + (hi - lo + 1) * i / 40 for i in range(41)] if hi > lo else 10
+    edges = np.histogram_bin_edges(values, bins=40) if values else np.linspace(0, 1, 11)
     for label, vs in series.items():
         if vs:
-            ax.hist(
-                vs, bins=bins, alpha=0.6 if len(series) > 1 else 0.9, label=f"{label} (n={len(vs)})"
-            )
+            counts, _ = np.histogram(vs, bins=edges)
+            ax.stairs(counts, edges, fill=len(series) == 1, alpha=0.8, label=f"{label} (n={len(vs)})")
     ax.set_xlabel(f"length ({unit})")
     ax.set_ylabel("rows")
     ax.set_title(f"{title}: completion lengths" if title else "completion lengths")
     ax.legend()
-    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -517,6 +515,7 @@ def _limitations(
     return out
 
 
+@lru_cache(maxsize=1)
 def _env() -> Any:
     import jinja2
 

@@ -72,7 +72,10 @@ class SelectBase(BaseModel):
     @field_validator("think_format")
     @classmethod
     def _think(cls, v: str) -> str:
-        template_for(v)
+        try:
+            template_for(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
         return v
 
     @field_validator("where")
@@ -153,10 +156,10 @@ def candidates_sql(
         else ""
     )
     length = f"{TOKENS}.tokens" if tokens else "length(t.text)"
-    score_cols = "".join(f",\n               {col}.value AS {col}" for col in (scores or {}))
+    score_cols = "".join(f",\n               sc_{col}.value AS {col}" for col in (scores or {}))
     score_joins = "".join(
-        f"\n          LEFT JOIN (SELECT trace_id, value FROM scores WHERE name = {lit(name)}) {col}"
-        f" ON {col}.trace_id = t.trace_id"
+        f"\n          LEFT JOIN (SELECT trace_id, value FROM scores WHERE name = {lit(name)}) sc_{col}"
+        f" ON sc_{col}.trace_id = t.trace_id"
         for col, name in (scores or {}).items()
     )
     token_join = (
