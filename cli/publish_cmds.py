@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from tracekit_cli.apps import app
 from tracekit_cli.common import QuietOpt, StoreOpt, open_store, out, print_result, set_quiet
 
@@ -17,10 +16,12 @@ def publish(
     repo_id: Annotated[str, typer.Option("--repo-id", help="ORG/NAME of the Hub dataset repo.")],
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Write the files that would be uploaded; upload nothing.")
+        bool,
+        typer.Option("--dry-run", help="Write the files that would be uploaded; upload nothing."),
     ] = False,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Folder for the files (default <dataset>/hub).")
+        Optional[Path],
+        typer.Option("--output", "-o", help="Folder for the files (default <dataset>/hub)."),
     ] = None,
     store: StoreOpt = None,
     quiet: QuietOpt = False,
@@ -34,7 +35,11 @@ def publish(
 
     set_quiet(quiet)
     cfg = PublishConfig(
-        name=name, repo_id=repo_id, private=private, dry_run=dry_run, output=str(output) if output else None
+        name=name,
+        repo_id=repo_id,
+        private=private,
+        dry_run=dry_run,
+        output=str(output) if output else None,
     )
     with open_store(store) as s:
         result = run_publish(s, cfg)

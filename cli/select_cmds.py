@@ -7,13 +7,24 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-
 from tracekit_cli.apps import datasets_app, select_app
-from tracekit_cli.common import QuietOpt, StoreOpt, WhereOpt, open_store, out, print_result, rich_table, set_quiet
+from tracekit_cli.common import (
+    QuietOpt,
+    StoreOpt,
+    WhereOpt,
+    open_store,
+    out,
+    print_result,
+    rich_table,
+    set_quiet,
+)
 
-NameArg = Annotated[str, typer.Argument(help="Dataset name (a folder name; how `train --dataset` finds it).")]
+NameArg = Annotated[
+    str, typer.Argument(help="Dataset name (a folder name; how `train --dataset` finds it).")
+]
 VerifierOpt = Annotated[
-    Optional[str], typer.Option("--verifier", help="Whose verdicts count (default: the final verdict per trace).")
+    Optional[str],
+    typer.Option("--verifier", help="Whose verdicts count (default: the final verdict per trace)."),
 ]
 ExcludeOpt = Annotated[
     Optional[str],
@@ -25,26 +36,43 @@ ExcludeOpt = Annotated[
 ]
 TruncOpt = Annotated[
     bool,
-    typer.Option("--exclude-truncated/--no-exclude-truncated", help="Drop traces cut at the token limit."),
+    typer.Option(
+        "--exclude-truncated/--no-exclude-truncated", help="Drop traces cut at the token limit."
+    ),
 ]
 MaxTokOpt = Annotated[
-    Optional[int], typer.Option("--max-tokens", help="Drop completions longer than N student tokens (never truncated).")
+    Optional[int],
+    typer.Option(
+        "--max-tokens", help="Drop completions longer than N student tokens (never truncated)."
+    ),
 ]
 TokOpt = Annotated[
-    Optional[str], typer.Option("--tokenizer", help="Student tokenizer SPEC for lengths (default: the embedded student).")
+    Optional[str],
+    typer.Option(
+        "--tokenizer", help="Student tokenizer SPEC for lengths (default: the embedded student)."
+    ),
 ]
 ThinkOpt = Annotated[
     str,
-    typer.Option("--think-format", help="think | thought | plain | raw, or a template with {reasoning} and {answer}."),
+    typer.Option(
+        "--think-format",
+        help="think | thought | plain | raw, or a template with {reasoning} and {answer}.",
+    ),
 ]
-SystemOpt = Annotated[Optional[str], typer.Option("--system-prompt", help="A system message before each prompt.")]
+SystemOpt = Annotated[
+    Optional[str], typer.Option("--system-prompt", help="A system message before each prompt.")
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every shuffle and of the split.")]
-EvalOpt = Annotated[float, typer.Option("--eval-fraction", help="Share of PROMPTS held out as split 'eval'.")]
+EvalOpt = Annotated[
+    float, typer.Option("--eval-fraction", help="Share of PROMPTS held out as split 'eval'.")
+]
 OutputOpt = Annotated[
-    Optional[Path], typer.Option("--output", "-o", help="Dataset folder (default: <store dir>/datasets/NAME).")
+    Optional[Path],
+    typer.Option("--output", "-o", help="Dataset folder (default: <store dir>/datasets/NAME)."),
 ]
 LicenseOpt = Annotated[
-    Optional[str], typer.Option("--license", help="License id for the card (default: from the sources).")
+    Optional[str],
+    typer.Option("--license", help="License id for the card (default: from the sources)."),
 ]
 
 
@@ -59,7 +87,9 @@ def _show_build(result: Any, quiet: bool) -> None:
     if result.status != "ok":
         return
     d = result.details
-    out.print(f"dataset [bold]{d.get('name')}[/] ({d.get('kind')}) -> {d.get('path')}  fingerprint {d.get('fingerprint')}")
+    out.print(
+        f"dataset [bold]{d.get('name')}[/] ({d.get('kind')}) -> {d.get('path')}  fingerprint {d.get('fingerprint')}"
+    )
 
 
 @select_app.command("sft")
@@ -67,16 +97,24 @@ def select_sft(
     name: NameArg,
     where: WhereOpt = None,
     verifier: VerifierOpt = None,
-    per_prompt: Annotated[int, typer.Option("--per-prompt", help="Traces per prompt (0 = all).")] = 1,
+    per_prompt: Annotated[
+        int, typer.Option("--per-prompt", help="Traces per prompt (0 = all).")
+    ] = 1,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="first | shortest | random | teacher-guided | diverse.")
+        str,
+        typer.Option("--strategy", help="first | shortest | random | teacher-guided | diverse."),
     ] = "first",
     max_tokens: MaxTokOpt = None,
     tokenizer: TokOpt = None,
     balance_length: Annotated[
-        bool, typer.Option("--balance-length", help="Trim over-represented thought lengths (log-length buckets).")
+        bool,
+        typer.Option(
+            "--balance-length", help="Trim over-represented thought lengths (log-length buckets)."
+        ),
     ] = False,
-    length_buckets: Annotated[int, typer.Option("--length-buckets", help="Buckets for --balance-length.")] = 4,
+    length_buckets: Annotated[
+        int, typer.Option("--length-buckets", help="Buckets for --balance-length.")
+    ] = 4,
     exclude_flags: ExcludeOpt = None,
     exclude_truncated: TruncOpt = True,
     think_format: ThinkOpt = "think",
@@ -125,15 +163,19 @@ def select_sft(
 @select_app.command("pairs")
 def select_pairs(
     name: NameArg,
-    kind: Annotated[str, typer.Option("--kind", help="redi | dpo (same rows; recorded for training).")] = "redi",
+    kind: Annotated[
+        str, typer.Option("--kind", help="redi | dpo (same rows; recorded for training).")
+    ] = "redi",
     pairing: Annotated[
         str, typer.Option("--pairing", help="first | all | hardest | longest-shortest.")
     ] = "first",
     max_pairs_per_prompt: Annotated[
-        Optional[int], typer.Option("--max-pairs-per-prompt", help="Default 1 (unlimited for --pairing all).")
+        Optional[int],
+        typer.Option("--max-pairs-per-prompt", help="Default 1 (unlimited for --pairing all)."),
     ] = None,
     ppl_score: Annotated[
-        Optional[str], typer.Option("--ppl-score", help="Perplexity score for --pairing hardest (ppl:<model>).")
+        Optional[str],
+        typer.Option("--ppl-score", help="Perplexity score for --pairing hardest (ppl:<model>)."),
     ] = None,
     where: WhereOpt = None,
     verifier: VerifierOpt = None,
@@ -208,7 +250,9 @@ def datasets_default(
 
 
 @datasets_app.command("list")
-def datasets_list(store: StoreOpt = None, all_builds: AllOpt = False, as_json: JsonOpt = False) -> None:
+def datasets_list(
+    store: StoreOpt = None, all_builds: AllOpt = False, as_json: JsonOpt = False
+) -> None:
     """List built datasets with their counts (latest build per name unless --all).
 
     Example: tracekit datasets list --all
@@ -233,7 +277,9 @@ def datasets_diff(
     with open_store(store, read_only=True) as s:
         d = diff_datasets(s, a, b, limit=limit or None)
     if as_json:
-        out.print_json(json.dumps({"counts": d.counts, "added": d.added, "removed": d.removed}, default=str))
+        out.print_json(
+            json.dumps({"counts": d.counts, "added": d.added, "removed": d.removed}, default=str)
+        )
         return
     c = d.counts
     out.print(
@@ -244,4 +290,8 @@ def datasets_diff(
     if d.added:
         out.print(rich_table(d.added, title=f"added (first {len(d.added)} of {c['traces_added']})"))
     if d.removed:
-        out.print(rich_table(d.removed, title=f"removed (first {len(d.removed)} of {c['traces_removed']})"))
+        out.print(
+            rich_table(
+                d.removed, title=f"removed (first {len(d.removed)} of {c['traces_removed']})"
+            )
+        )

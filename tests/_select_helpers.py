@@ -13,7 +13,15 @@ def add_prompt(store: Store, problem: str, source: str = "unit", answer: str = "
     pid = prompt_id(problem)
     store.insert_rows(
         "prompts",
-        [{"prompt_id": pid, "source": source, "problem": problem, "reference_answer": answer, "domain": "math"}],
+        [
+            {
+                "prompt_id": pid,
+                "source": source,
+                "problem": problem,
+                "reference_answer": answer,
+                "domain": "math",
+            }
+        ],
     )
     return pid
 
@@ -45,7 +53,9 @@ def add_trace(
                 "sample_index": sample_index,
                 "text": text,
                 "reasoning": reasoning,
-                "answer_text": answer if answer is not None else (text if reasoning is None else None),
+                "answer_text": answer
+                if answer is not None
+                else (text if reasoning is None else None),
                 "finish_reason": finish_reason,
                 "origin": "generated",
                 "sampling": '{"temperature": 0.6, "top_p": 0.95}',
@@ -55,7 +65,15 @@ def add_trace(
     if correct is not None:
         store.insert_rows(
             "verdicts",
-            [{"trace_id": tid, "verifier": verifier, "verifier_version": "1", "correct": correct, "status": "ok"}],
+            [
+                {
+                    "trace_id": tid,
+                    "verifier": verifier,
+                    "verifier_version": "1",
+                    "correct": correct,
+                    "status": "ok",
+                }
+            ],
         )
     for name, value in (scores or {}).items():
         store.insert_rows("scores", [{"trace_id": tid, "name": name, "value": value}])
@@ -67,7 +85,15 @@ def add_trace(
 def add_flag(store: Store, pid: str, tid: str | None, flag: str) -> None:
     store.insert_rows(
         "flags",
-        [{"flag_id": flag_id(pid, tid, flag), "prompt_id": pid, "trace_id": tid, "flag": flag, "detail": "{}"}],
+        [
+            {
+                "flag_id": flag_id(pid, tid, flag),
+                "prompt_id": pid,
+                "trace_id": tid,
+                "flag": flag,
+                "detail": "{}",
+            }
+        ],
     )
 
 
@@ -78,9 +104,35 @@ def basic_store(store: Store, n_prompts: int = 6) -> dict[str, Any]:
         pid = add_prompt(store, f"What is {i} + 4?")
         ids[i] = {
             "pid": pid,
-            "pos_short": add_trace(store, pid, f"p{i}s", True, text="x" * (10 + i), teacher="teacher-a", sample_index=1),
-            "pos_long": add_trace(store, pid, f"p{i}l", True, text="y" * (200 + i), teacher="teacher-b", sample_index=0),
-            "neg_a": add_trace(store, pid, f"n{i}a", False, text="z" * (50 + i), teacher="teacher-a", sample_index=2),
-            "neg_b": add_trace(store, pid, f"n{i}b", False, text="w" * (300 + i), teacher="teacher-b", sample_index=3),
+            "pos_short": add_trace(
+                store, pid, f"p{i}s", True, text="x" * (10 + i), teacher="teacher-a", sample_index=1
+            ),
+            "pos_long": add_trace(
+                store,
+                pid,
+                f"p{i}l",
+                True,
+                text="y" * (200 + i),
+                teacher="teacher-b",
+                sample_index=0,
+            ),
+            "neg_a": add_trace(
+                store,
+                pid,
+                f"n{i}a",
+                False,
+                text="z" * (50 + i),
+                teacher="teacher-a",
+                sample_index=2,
+            ),
+            "neg_b": add_trace(
+                store,
+                pid,
+                f"n{i}b",
+                False,
+                text="w" * (300 + i),
+                teacher="teacher-b",
+                sample_index=3,
+            ),
         }
     return ids

@@ -51,7 +51,10 @@ def test_sft_per_prompt_one_matches_sql(gsm8k_store):
     )
     row = find_dataset(s, "sft")
     assert row["kind"] == "sft" and row["rows"] == expected
-    assert s.scalar("SELECT count(*) FROM dataset_rows WHERE dataset_id = ?", [row["dataset_id"]]) == expected
+    assert (
+        s.scalar("SELECT count(*) FROM dataset_rows WHERE dataset_id = ?", [row["dataset_id"]])
+        == expected
+    )
     # every row is a correct trace, one per prompt
     bad = s.scalar(
         """SELECT count(*) FROM dataset_rows r JOIN verdicts v USING (trace_id)
@@ -82,7 +85,10 @@ def test_sft_rows_are_trl_conversational_with_lineage(gsm8k_store):
     )
     assert ex["prompt"][0]["content"] == problem
     assert ex["completion"][0]["content"] == text.strip()  # no separate reasoning: text kept
-    assert s.scalar("SELECT prompt_id FROM traces WHERE trace_id = ?", [ex["trace_id"]]) == ex["prompt_id"]
+    assert (
+        s.scalar("SELECT prompt_id FROM traces WHERE trace_id = ?", [ex["trace_id"]])
+        == ex["prompt_id"]
+    )
 
 
 def test_eval_split_is_by_prompt(gsm8k_store):
@@ -126,7 +132,14 @@ def test_redi_pairs_match_sql_and_share_prompt(gsm8k_store):
     assert funnel["prompts_without_positive"] == skipped_no_pos
     assert funnel["prompts_with_both"] == 731
     ds = load_training_dataset(s, "redi")["train"]
-    assert {"prompt", "chosen", "rejected", "chosen_trace_id", "rejected_trace_id", "prompt_id"} <= set(ds.column_names)
+    assert {
+        "prompt",
+        "chosen",
+        "rejected",
+        "chosen_trace_id",
+        "rejected_trace_id",
+        "prompt_id",
+    } <= set(ds.column_names)
     ex = ds[0]
     assert ex["chosen"][0]["content"] != ex["rejected"][0]["content"]
 
@@ -144,7 +157,10 @@ def test_folder_contents_and_parquet_copy(gsm8k_store):
     assert len(load_from_disk(str(folder / "hf"))["train"]) == 731
     table = pq.read_table(folder / "data.parquet")
     assert table.num_rows == 731
-    assert table.column("chosen_trace_id").to_pylist() == load_from_disk(str(folder / "hf"))["train"]["chosen_trace_id"]
+    assert (
+        table.column("chosen_trace_id").to_pylist()
+        == load_from_disk(str(folder / "hf"))["train"]["chosen_trace_id"]
+    )
 
 
 def test_same_options_same_fingerprint_different_where_differs(gsm8k_store):
@@ -205,8 +221,17 @@ def test_cli_end_to_end(shared_data, tmp_path):
     code, out, err = run_cli("import", src, "--preset", "gsm8k-solutions", "-q", store=path)
     assert code == 0, err
     code, out, err = run_cli(
-        "select", "pairs", "cli-dpo", "--kind", "dpo", "--pairing", "all",
-        "--max-pairs-per-prompt", "2", "-q", store=path,
+        "select",
+        "pairs",
+        "cli-dpo",
+        "--kind",
+        "dpo",
+        "--pairing",
+        "all",
+        "--max-pairs-per-prompt",
+        "2",
+        "-q",
+        store=path,
     )
     assert code == 0, err
     assert "cli-dpo" in out

@@ -17,7 +17,12 @@ from tracekit.select.sft import SelectSFTConfig, run_select_sft
 
 def _trace_ids(store, name: str, col: str = "trace_id") -> list[str]:
     did = find_dataset(store, name)["dataset_id"]
-    return [r[0] for r in store.fetchall(f"SELECT {col} FROM dataset_rows WHERE dataset_id = ? ORDER BY row_idx", [did])]
+    return [
+        r[0]
+        for r in store.fetchall(
+            f"SELECT {col} FROM dataset_rows WHERE dataset_id = ? ORDER BY row_idx", [did]
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -60,12 +65,24 @@ def test_prompt_and_trace_flags_exclude(store):
 def test_strategies(store):
     ids = basic_store(store, 5)
     pid = ids[0]["pid"]
-    add_trace(store, pid, "p0t", True, text="t" * 500, teacher="teacher-c", scores={"teacher_sentences": 9})
-    store.insert_rows("scores", [{"trace_id": ids[0]["pos_short"], "name": "teacher_sentences", "value": 2}])
+    add_trace(
+        store,
+        pid,
+        "p0t",
+        True,
+        text="t" * 500,
+        teacher="teacher-c",
+        scores={"teacher_sentences": 9},
+    )
+    store.insert_rows(
+        "scores", [{"trace_id": ids[0]["pos_short"], "name": "teacher_sentences", "value": 2}]
+    )
     run_select_sft(store, SelectSFTConfig(name="short", strategy="shortest"))
     assert set(_trace_ids(store, "short")) == {ids[i]["pos_short"] for i in range(5)}
     run_select_sft(store, SelectSFTConfig(name="first", strategy="first"))
-    assert set(_trace_ids(store, "first")) == {ids[i]["pos_long"] for i in range(5)}  # sample_index 0
+    assert set(_trace_ids(store, "first")) == {
+        ids[i]["pos_long"] for i in range(5)
+    }  # sample_index 0
     run_select_sft(store, SelectSFTConfig(name="tg", strategy="teacher-guided"))
     assert "p0t" in _trace_ids(store, "tg")
     run_select_sft(store, SelectSFTConfig(name="div", strategy="diverse", per_prompt=2))
@@ -166,11 +183,19 @@ def test_think_formats(store):
     assert ex["completion"][0]["content"] == "<think>\ncount\n</think>\n\n4"
     assert [m["role"] for m in ex["prompt"]] == ["system", "user"]
     run_select_sft(store, SelectSFTConfig(name="sky", think_format="thought"))
-    assert load_training_dataset(store, "sky")["train"][0]["completion"][0]["content"].startswith("<|begin_of_thought|>")
+    assert load_training_dataset(store, "sky")["train"][0]["completion"][0]["content"].startswith(
+        "<|begin_of_thought|>"
+    )
     run_select_sft(store, SelectSFTConfig(name="raw", think_format="raw"))
-    assert load_training_dataset(store, "raw")["train"][0]["completion"][0]["content"] == "<think>count</think>4"
+    assert (
+        load_training_dataset(store, "raw")["train"][0]["completion"][0]["content"]
+        == "<think>count</think>4"
+    )
     run_select_sft(store, SelectSFTConfig(name="custom", think_format="[{reasoning}] => {answer}"))
-    assert load_training_dataset(store, "custom")["train"][0]["completion"][0]["content"] == "[count] => 4"
+    assert (
+        load_training_dataset(store, "custom")["train"][0]["completion"][0]["content"]
+        == "[count] => 4"
+    )
     with pytest.raises(ValueError, match="template"):
         SelectSFTConfig(name="bad", think_format="{answer} then {reasoning}")
 
@@ -184,7 +209,9 @@ def test_split_is_exact_and_deterministic(store):
     run_select_sft(store, SelectSFTConfig(name="b", per_prompt=2, eval_fraction=0.25))
     assert load_training_dataset(store, "b")["eval"]["prompt_id"] == dd["eval"]["prompt_id"]
     run_select_sft(store, SelectSFTConfig(name="c", per_prompt=2, eval_fraction=0.25, seed=1))
-    assert set(load_training_dataset(store, "c")["eval"]["prompt_id"]) != set(dd["eval"]["prompt_id"])
+    assert set(load_training_dataset(store, "c")["eval"]["prompt_id"]) != set(
+        dd["eval"]["prompt_id"]
+    )
 
 
 def test_balance_length_trims_over_represented_lengths(store):
@@ -194,10 +221,13 @@ def test_balance_length_trims_over_represented_lengths(store):
         add_trace(store, pid, f"t{i}", True, text="a" * n)
     run_select_sft(store, SelectSFTConfig(name="bal", balance_length=True, length_buckets=3))
     row = find_dataset(store, "bal")
-    lens = [r[0] for r in store.fetchall(
-        "SELECT length(t.text) FROM dataset_rows r JOIN traces t USING (trace_id) WHERE dataset_id = ?",
-        [row["dataset_id"]],
-    )]
+    lens = [
+        r[0]
+        for r in store.fetchall(
+            "SELECT length(t.text) FROM dataset_rows r JOIN traces t USING (trace_id) WHERE dataset_id = ?",
+            [row["dataset_id"]],
+        )
+    ]
     assert lens.count(20) == 3 and lens.count(400) == 3 and lens.count(8000) == 3
     funnel = {f["step"]: f["count"] for f in row["selection"]["funnel"]}
     assert funnel["per_prompt"] == 30 and funnel["length_balanced"] == 9
@@ -223,7 +253,9 @@ def test_output_folder_is_never_clobbered(store, tmp_path):
     assert store.count("datasets") == 0
     run_select_sft(store, SelectSFTConfig(name="x", output=str(tmp_path / "mine")))
     assert (tmp_path / "mine" / "hf").exists()
-    run_select_sft(store, SelectSFTConfig(name="x", output=str(tmp_path / "mine"), strategy="shortest"))
+    run_select_sft(
+        store, SelectSFTConfig(name="x", output=str(tmp_path / "mine"), strategy="shortest")
+    )
     assert len(load_training_dataset(store, "x")["train"]) == 2
 
 

@@ -88,7 +88,7 @@ CITATIONS = {
 
 
 # ---- scrubbing ---------------------------------------------------------------------------------
-_ABS_PATH = re.compile(r"(?<![\w.:/~-])(?:~|/)(?:[\w.@+-]+/)+[\w.@+-]*")
+_ABS_PATH = re.compile(r"(?<![\w.~/-])(?:~|/(?!/))(?:[\w.@+-]+/)+[\w.@+-]*")
 _WIN_PATH = re.compile(r"\b[A-Za-z]:\\[^\s'\"`|]+")
 _LOCAL_URL = re.compile(
     r"\b(?:https?|wss?)://(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+"
@@ -149,7 +149,9 @@ def source_license(source: str | None) -> tuple[str | None, str]:
     return None, "unknown: check the source's own license"
 
 
-def write_length_histogram(series: dict[str, list[int]], unit: str, path: Path, title: str = "") -> Path:
+def write_length_histogram(
+    series: dict[str, list[int]], unit: str, path: Path, title: str = ""
+) -> Path:
     """Binned with numpy and drawn as one step artist per series: bar patches and tight_layout
     cost seconds per plot, which a build should not pay."""
     import matplotlib
@@ -165,7 +167,9 @@ def write_length_histogram(series: dict[str, list[int]], unit: str, path: Path, 
     for label, vs in series.items():
         if vs:
             counts, _ = np.histogram(vs, bins=edges)
-            ax.stairs(counts, edges, fill=len(series) == 1, alpha=0.8, label=f"{label} (n={len(vs)})")
+            ax.stairs(
+                counts, edges, fill=len(series) == 1, alpha=0.8, label=f"{label} (n={len(vs)})"
+            )
     ax.set_xlabel(f"length ({unit})")
     ax.set_ylabel("rows")
     ax.set_title(f"{title}: completion lengths" if title else "completion lengths")
@@ -206,7 +210,7 @@ def _ids_sql(kind: str) -> str:
 def _q(store: Store, sql: str, dataset_id: str) -> list[dict[str, Any]]:
     cur = store.con.execute(sql, {"id": dataset_id})
     cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    return [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
 
 
 def _agreement(store: Store, a: str, b: str) -> Any:

@@ -219,7 +219,7 @@ def count_student_tokens(store: Store, cfg: SelectBase, batch: int = 512) -> int
         for i in range(0, len(rows), batch):
             chunk = rows[i : i + batch]
             enc = tok([r[1] for r in chunk], add_special_tokens=False)["input_ids"]
-            out.extend((r[0], len(ids)) for r, ids in zip(chunk, enc))
+            out.extend((r[0], len(ids)) for r, ids in zip(chunk, enc, strict=False))
             bar.advance(len(chunk))
     if out:
         import pyarrow as pa

@@ -47,7 +47,11 @@ def load_training_dataset(store: Store, name: str) -> Any:
 
 
 def list_datasets(store: Store, all_builds: bool = False) -> list[dict[str, Any]]:
-    latest = "" if all_builds else "QUALIFY row_number() OVER (PARTITION BY d.name ORDER BY d.created_at DESC) = 1"
+    latest = (
+        ""
+        if all_builds
+        else "QUALIFY row_number() OVER (PARTITION BY d.name ORDER BY d.created_at DESC) = 1"
+    )
     return store.dicts(
         f"""SELECT d.name, d.kind, d.rows, c.train, c.eval, c.prompts,
                    left(d.fingerprint, 12) AS fingerprint, d.dataset_id,
@@ -93,7 +97,7 @@ def diff_datasets(store: Store, a: str, b: str, limit: int | None = 20) -> Datas
             {"x": x, "y": y},
         )
         cols = [c[0] for c in cur.description]
-        return int(n), [dict(zip(cols, r)) for r in cur.fetchall()]
+        return int(n), [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
 
     lim = f"LIMIT {int(limit)}" if limit else ""
     n_added, added = side(db["dataset_id"], da["dataset_id"], lim)
