@@ -62,13 +62,16 @@ class Hit:
 
 class DecontamIndex:
     """N-grams of every benchmark item, looked up by set intersection (C speed, no per-gram
-    Python loop): the cost per text is one pass to build its n-gram set per indexed length."""
+    Python loop): the cost per text is one pass to build its n-gram set, plus one bigram pass
+    when the benchmarks have items shorter than n words (checked in place on a bigram hit)."""
 
     def __init__(self, benchmarks: Iterable[Benchmark], n: int = 8, max_item_df: int = 1) -> None:
         self.n = n
         self.benchmarks = list(benchmarks)
         # length -> gram -> list of (bench index, item index)
-        self.grams: dict[int, dict[Gram, list[tuple[int, int]]]] = defaultdict(dict)
+        self.grams: dict[Gram, list[tuple[int, int]]] = {}
+        # short items (fewer than n words), keyed by their first two words
+        self.short: dict[Gram, list[tuple[Gram, int, int]]] = defaultdict(list)
         self.item_grams: list[list[int]] = []  # bench -> item -> number of indexed grams
         self.dropped: list[int] = []
         for b, bench in enumerate(self.benchmarks):
@@ -88,9 +91,11 @@ class DecontamIndex:
                 kept = [g for g in s if df[g] <= max_item_df]
                 counts.append(len(kept))
                 for g in kept:
-                    self.grams[len(g)].setdefault(g, []).append((b, k))
+                    if len(g) == n:
+                        self.grams.setdefault(g, []).append((b, k))
+                    else:
+                        self.short[g[:2]].append((g, b, k))
             self.item_grams.append(counts)
-        self.lengths = sorted(self.grams, reverse=True)
 
     def match(self, text: str | None, min_matches: int = 1, min_coverage: float = 0.0) -> list[Hit]:
         """Benchmarks whose items share at least `min_matches` n-grams and `min_coverage` of
@@ -98,16 +103,21 @@ class DecontamIndex:
         w = words(text)
         per_item: Counter[tuple[int, int]] = Counter()
         example: dict[tuple[int, int], Gram] = {}
-        for length in self.lengths:
-            if len(w) < length:
-                continue
-            table = self.grams[length]
-            common = table.keys() & set(zip(*(w[i:] for i in range(length)), strict=False))
-            for g in common:
-                for key in table[g]:
-                    per_item[key] += 1
-                    if key not in example or g < example[key]:
-                        example[key] = g
+        found: list[tuple[Gram, tuple[int, int]]] = []
+        if len(w) >= self.n:
+            grams = set(zip(*(w[i:] for i in range(self.n)), strict=False))
+            found += [(g, key) for g in self.grams.keys() & grams for key in self.grams[g]]
+        heads = self.short.keys() & set(zip(w, w[1:], strict=False)) if self.short else ()
+        if heads:
+            for i, bigram in enumerate(zip(w, w[1:], strict=False)):
+                if bigram in heads:
+                    for g, b, k in self.short[bigram]:
+                        if tuple(w[i : i + len(g)]) == g:
+                            found.append((g, (b, k)))
+        for g, key in found:
+            per_item[key] += 1
+            if key not in example or g < example[key]:
+                example[key] = g
         if not per_item:
             return []
         by_bench: dict[int, list[tuple[int, int]]] = defaultdict(list)
