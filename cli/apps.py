@@ -29,7 +29,13 @@ score_app = _group("score", "Score traces: perplexity, length, dedup, decontam, 
 select_app = _group("select", "Build training sets (SFT, REDI/DPO pairs) from SQL selections.")
 datasets_app = _group("datasets", "List and compare built datasets.")
 train_app = _group("train", "Train a student with LoRA: sft, redi, dpo, sft-then-redi.")
-report_app = _group("report", "Reports: the HTML report, decontam, filters, provenance.")
+# `tracekit report` alone writes the HTML report; subcommands give the focused reports
+report_app = typer.Typer(
+    name="report",
+    help="The HTML report of a store (no subcommand), or: decontam, filters, provenance.",
+    invoke_without_command=True,
+    context_settings=CONTEXT,
+)
 
 app.add_typer(prompts_app)
 app.add_typer(score_app)

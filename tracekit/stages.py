@@ -15,6 +15,8 @@ from tracekit.errors import ConfigError
 
 # name -> ("module:ConfigClass", "module:run_function"); run_function(store, cfg) -> RunResult
 REGISTRY: dict[str, tuple[str, str]] = {
+    "report": ("tracekit.report.html:ReportConfig", "tracekit.report.html:run_report"),
+    "problems": ("tracekit.collect.problems:ProblemsConfig", "tracekit.collect.problems:run_problems"),
     "import": ("tracekit.collect.importers:ImportConfig", "tracekit.collect.importers:run_import"),
     "verify": ("tracekit.verify:VerifyConfig", "tracekit.verify:run_verify"),
     "collect": ("tracekit.collect.collect:CollectConfig", "tracekit.collect.collect:run_collect"),
