@@ -138,7 +138,9 @@ def segment(text: str) -> list[Segment]:
     """Split `text` into sentences that tile it exactly (see the module docstring)."""
     if not text or not text.strip():
         return []
-    starts = [(0, False)] + [b for b in boundaries(text) if b[0] > 0]
+    # leading whitespace belongs to the first sentence, not to a sentence of its own
+    first = len(text) - len(text.lstrip())
+    starts = [(0, False)] + [b for b in boundaries(text) if b[0] > first]
     segments: list[Segment] = []
     paragraph = 0
     for i, (start, para) in enumerate(starts):
