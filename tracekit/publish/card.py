@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import statistics
 import tempfile
 from functools import lru_cache
 from importlib.resources import files
@@ -21,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from tracekit.select.formats import lit
+from tracekit.select.sql import verifier_priority_sql
 from tracekit.store import Store
 
 TEMPLATES = {
@@ -149,9 +150,7 @@ def source_license(source: str | None) -> tuple[str | None, str]:
     return None, "unknown: check the source's own license"
 
 
-def write_length_histogram(
-    series: dict[str, list[int]], unit: str, path: Path, title: str = ""
-) -> Path:
+def write_length_histogram(series: dict[str, Any], unit: str, path: Path, title: str = "") -> Path:
     """Binned with numpy and drawn as one step artist per series: bar patches and tight_layout
     cost seconds per plot, which a build should not pay."""
     import matplotlib
@@ -162,10 +161,11 @@ def write_length_histogram(
 
     fig = plt.figure(figsize=(7, 3.6), dpi=100)
     ax = fig.add_axes((0.1, 0.14, 0.86, 0.76))
-    values = [v for vs in series.values() for v in vs]
-    edges = np.histogram_bin_edges(values, bins=40) if values else np.linspace(0, 1, 11)
-    for label, vs in series.items():
-        if vs:
+    arrays = {k: np.asarray(v) for k, v in series.items()}
+    values = np.concatenate(list(arrays.values())) if arrays else np.array([])
+    edges = np.histogram_bin_edges(values, bins=40) if values.size else np.linspace(0, 1, 11)
+    for label, vs in arrays.items():
+        if vs.size:
             counts, _ = np.histogram(vs, bins=edges)
             ax.stairs(
                 counts, edges, fill=len(series) == 1, alpha=0.8, label=f"{label} (n={len(vs)})"
@@ -179,24 +179,6 @@ def write_length_histogram(
     return path
 
 
-def _quantiles(values: list[int]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    s = sorted(values)
-
-    def q(p: float) -> int:
-        return s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))]
-
-    return {
-        "n": len(s),
-        "min": s[0],
-        "p50": q(0.5),
-        "p90": q(0.9),
-        "max": s[-1],
-        "mean": round(statistics.fmean(s), 1),
-    }
-
-
 def _ids_sql(kind: str) -> str:
     if kind == "sft" or kind == "traces":
         return "SELECT 'completion' AS role, trace_id FROM dataset_rows WHERE dataset_id = $id"
@@ -208,7 +190,7 @@ def _ids_sql(kind: str) -> str:
 
 
 def _q(store: Store, sql: str, dataset_id: str) -> list[dict[str, Any]]:
-    cur = store.con.execute(sql, {"id": dataset_id})
+    cur = store.con.execute(sql, {"id": dataset_id}) if "$id" in sql else store.con.execute(sql)
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
 
@@ -277,7 +259,11 @@ def card_context(store: Store, row: dict[str, Any], repo_id: str | None = None) 
     sel = json.loads(sel) if isinstance(sel, str) else sel
     kind, did = row["kind"], row["dataset_id"]
     opts = sel.get("options", {})
-    ids = _ids_sql(kind)
+    # the dataset's trace ids once, as a temp table every query below joins
+    store.con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _tk_card_ids AS {_ids_sql(kind)}", {"id": did}
+    ).fetchall()
+    ids = "SELECT * FROM _tk_card_ids"
     sources = _q(
         store,
         f"""WITH ids AS ({ids})
@@ -309,10 +295,14 @@ def card_context(store: Store, row: dict[str, Any], repo_id: str | None = None) 
         samp = [s for s in (t.pop("sampling") or []) if s]
         t["sampling"] = "; ".join(samp[:3]) + (f" (+{len(samp) - 3} more)" if len(samp) > 3 else "")
     chosen = opts.get("verifier")
+    in_ids = "trace_id IN (SELECT trace_id FROM _tk_card_ids)"
     verdict_src = (
-        f"(SELECT trace_id, verifier, verifier_version FROM verdicts WHERE verifier = '{chosen.replace(chr(39), '')}')"
+        f"(SELECT trace_id, verifier, verifier_version FROM verdicts WHERE verifier = {lit(chosen)} AND {in_ids})"
         if chosen
-        else "(SELECT f.trace_id, f.verifier, v.verifier_version FROM v_final_verdicts f JOIN verdicts v USING (trace_id, verifier))"
+        else f"""(SELECT trace_id, verifier, verifier_version FROM verdicts
+                  WHERE status <> 'no_reference' AND {in_ids}
+                  QUALIFY row_number() OVER (PARTITION BY trace_id
+                                             ORDER BY {verifier_priority_sql("verifier")}, verifier) = 1)"""
     )
     verifiers = _q(
         store,
@@ -340,23 +330,16 @@ def card_context(store: Store, row: dict[str, Any], repo_id: str | None = None) 
                     "result": _flatten(_agreement(store, main, o["verifier"])),
                 }
             )
-    lengths = _q(
+    length_stats = _q(
         store,
-        f"WITH ids AS ({ids}) SELECT role, length(t.text) AS n FROM ids JOIN traces t USING (trace_id)",
+        f"""WITH ids AS ({ids})
+            SELECT role, count(n) AS n, min(n) AS min, quantile_disc(n, 0.5) AS p50,
+                   quantile_disc(n, 0.9) AS p90, max(n) AS max, round(avg(n), 1) AS mean
+            FROM (SELECT role, length(t.text) AS n FROM ids JOIN traces t USING (trace_id))
+            GROUP BY role ORDER BY CASE role WHEN 'completion' THEN 0 WHEN 'chosen' THEN 1 ELSE 2 END""",
         did,
     )
     unit = sel.get("length_unit", "characters")
-    length_stats = []
-    roles = sorted(
-        {r["role"] for r in lengths}, key=lambda r: ["completion", "chosen", "rejected"].index(r)
-    )
-    for role in roles:
-        length_stats.append(
-            {
-                "role": role,
-                **_quantiles([r["n"] for r in lengths if r["role"] == role and r["n"] is not None]),
-            }
-        )
     safety = _q(
         store,
         f"""WITH ids AS ({ids})
@@ -424,6 +407,7 @@ def card_context(store: Store, row: dict[str, Any], repo_id: str | None = None) 
             }
         ],
     }
+    store.execute("DROP TABLE IF EXISTS _tk_card_ids")
     return {
         "yaml": yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
         "name": name,

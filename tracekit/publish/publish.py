@@ -50,36 +50,38 @@ def run_publish(store: Store, cfg: PublishConfig) -> RunResult:
             raise TracekitError(
                 "no Hugging Face token: set HF_TOKEN or run `hf auth login` (or use --dry-run)"
             )
-    with store.run(STAGE, cfg) as run:
-        with tempfile.TemporaryDirectory(prefix="tracekit-publish-") as tmp:
-            if cfg.output:
-                folder = Path(cfg.output).expanduser().resolve()
-            elif cfg.dry_run:
-                folder = resolve_path(store, row["path"]) / "hub"
-            else:
-                folder = Path(tmp) / "hub"
-            files = export_hub_files(store, row["dataset_id"], folder, cfg.repo_id)
-            run.add("files", len(files))
-            run.add("rows", int(row["rows"]))
-            run.details.update(
-                {
-                    "dataset_id": row["dataset_id"],
-                    "name": row["name"],
-                    "repo_id": cfg.repo_id,
-                    "files": [str(f) for f in files],
-                    "folder": str(folder) if (cfg.output or cfg.dry_run) else None,
-                }
+    with (
+        store.run(STAGE, cfg) as run,
+        tempfile.TemporaryDirectory(prefix="tracekit-publish-") as tmp,
+    ):
+        if cfg.output:
+            folder = Path(cfg.output).expanduser().resolve()
+        elif cfg.dry_run:
+            folder = resolve_path(store, row["path"]) / "hub"
+        else:
+            folder = Path(tmp) / "hub"
+        files = export_hub_files(store, row["dataset_id"], folder, cfg.repo_id)
+        run.add("files", len(files))
+        run.add("rows", int(row["rows"]))
+        run.details.update(
+            {
+                "dataset_id": row["dataset_id"],
+                "name": row["name"],
+                "repo_id": cfg.repo_id,
+                "files": [str(f) for f in files],
+                "folder": str(folder) if (cfg.output or cfg.dry_run) else None,
+            }
+        )
+        if cfg.dry_run:
+            run.details["uploaded"] = False
+        else:
+            assert token is not None
+            url = hub.upload_folder(
+                folder,
+                cfg.repo_id,
+                private=cfg.private,
+                token=token,
+                message=f"tracekit: {row['name']} ({row['kind']}, {row['rows']} rows, fingerprint {row['fingerprint']})",
             )
-            if cfg.dry_run:
-                run.details["uploaded"] = False
-            else:
-                assert token is not None
-                url = hub.upload_folder(
-                    folder,
-                    cfg.repo_id,
-                    private=cfg.private,
-                    token=token,
-                    message=f"tracekit: {row['name']} ({row['kind']}, {row['rows']} rows, fingerprint {row['fingerprint']})",
-                )
-                run.details.update({"uploaded": True, "url": url})
+            run.details.update({"uploaded": True, "url": url})
     return run.result

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,19 @@ ROWS = "_tk_rows"
 SPLITS = ("train", "eval")
 
 
+class Clock:
+    """Seconds per phase of a build, kept in the run's details (where does the time go?)."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = round(now - self.t, 3)
+        self.t = now
+
+
 @dataclass
 class Build:
     kind: str  # sft | redi | dpo
@@ -37,6 +51,7 @@ class Build:
     format_sql: str
     funnel: Funnel
     extra: dict[str, Any] = field(default_factory=dict)
+    clock: Clock = field(default_factory=Clock)
 
 
 def dataset_dir(store: Store, cfg: SelectBase) -> Path:
@@ -97,7 +112,7 @@ def fingerprint(store: Store, build: Build) -> str:
     return content_id("dataset-content", shape, rows_hash)
 
 
-def _write_hf(parquet: Path, target: Path, with_eval: bool) -> dict[str, int]:
+def _write_hf(parquet: Path, target: Path, with_eval: bool, fingerprint: str) -> dict[str, int]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
@@ -108,7 +123,8 @@ def _write_hf(parquet: Path, target: Path, with_eval: bool) -> dict[str, int]:
     parts = {}
     for split in SPLITS if with_eval else SPLITS[:1]:
         part = table.filter(pc.equal(table["split"], split)).drop_columns(["split"])
-        parts[split] = Dataset(part)
+        # our content fingerprint: without one, `datasets` pickles the whole table to make one
+        parts[split] = Dataset(part, fingerprint=f"{fingerprint}-{split}")
     DatasetDict(parts).save_to_disk(str(target))
     return {k: len(v) for k, v in parts.items()}
 
@@ -163,17 +179,20 @@ def finalize(store: Store, run: Run, build: Build) -> dict[str, Any]:
         store.execute(
             f"COPY ({build.format_sql}) TO {lit(str(tmp / 'data.parquet'))} (FORMAT parquet)"
         )
-        splits = _write_hf(tmp / "data.parquet", tmp / "hf", cfg.eval_fraction > 0)
-        lengths = store.fetchall(f"SELECT len, pair_len FROM {ROWS} ORDER BY row_idx")
+        build.clock.lap("parquet")
+        splits = _write_hf(tmp / "data.parquet", tmp / "hf", cfg.eval_fraction > 0, fp)
+        build.clock.lap("hf_save_to_disk")
+        lengths = store.con.sql(f"SELECT len, pair_len FROM {ROWS}").to_arrow_table()
         unit_len = "tokens" if cfg.token_spec() else "characters"
         series = {
-            ("chosen" if build.kind != "sft" else "completion"): [
-                r[0] for r in lengths if r[0] is not None
-            ]
+            ("chosen" if build.kind != "sft" else "completion"): lengths["len"]
+            .drop_null()
+            .to_numpy()
         }
         if build.kind != "sft":
-            series["rejected"] = [r[1] for r in lengths if r[1] is not None]
+            series["rejected"] = lengths["pair_len"].drop_null().to_numpy()
         write_length_histogram(series, unit_len, tmp / "length_hist.png", title=cfg.name)
+        build.clock.lap("histogram")
         selection = {
             "kind": build.kind,
             "options": cfg.model_dump(mode="json", exclude={"output"}),
@@ -210,9 +229,11 @@ def finalize(store: Store, run: Run, build: Build) -> dict[str, Any]:
             )
             (tmp / "README.md").write_text(render_card(store, row), encoding="utf-8")
             _swap_in(tmp, out)
+        build.clock.lap("record_and_card")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    run.details["timings"] = build.clock.phases
     run.details.update(
         {
             "dataset_id": dataset_id,

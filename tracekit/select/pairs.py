@@ -21,11 +21,10 @@ from tracekit.errors import ConfigError
 from tracekit.select import candidates as cands
 from tracekit.select.formats import assistant_messages_sql, completion_sql, prompt_messages_sql
 from tracekit.select.funnel import Funnel
-from tracekit.select.output import Build, finalize
+from tracekit.select.output import Build, Clock, finalize
 from tracekit.select.split import seeded_key_sql, split_rows_sql
-from tracekit.select.sql import with_ctes
+from tracekit.select.sql import verifier_priority_sql, with_ctes
 from tracekit.store import RunResult, Store
-from tracekit.store.schema import VERIFIER_PRIORITY
 
 STAGE = "select.pairs"
 Pairing = Literal["first", "all", "hardest", "longest-shortest"]
@@ -43,11 +42,6 @@ class SelectPairsConfig(cands.SelectBase):
         if self.max_pairs_per_prompt is not None:
             return self.max_pairs_per_prompt
         return None if self.pairing == "all" else 1
-
-
-def _priority(col: str) -> str:
-    whens = " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(VERIFIER_PRIORITY))
-    return f"CASE {col} {whens} ELSE {len(VERIFIER_PRIORITY)} END"
 
 
 def _orders(cfg: SelectPairsConfig) -> tuple[str, str]:
@@ -101,7 +95,7 @@ def plan(cfg: SelectPairsConfig) -> list[tuple[str, str]]:
     ctes.append(
         (
             "capped",
-            f"SELECT *, row_number() OVER (PARTITION BY prompt_id ORDER BY {_priority('verifier')},"
+            f"SELECT *, row_number() OVER (PARTITION BY prompt_id ORDER BY {verifier_priority_sql('verifier')},"
             f" verifier, {pair_order}, trace_id, pair_trace_id) AS rk FROM paired{cap}",
         )
     )
@@ -196,6 +190,14 @@ def _ppl_score(store: Store, cfg: SelectPairsConfig) -> str:
     raise ConfigError(f"several perplexity scores ({', '.join(names)}): pick one with --ppl-score")
 
 
+def exact_sql(store: Store, cfg: SelectPairsConfig) -> str:
+    """The self-contained query a build records (what `bench_select` copies as its floor)."""
+    scores = {"ppl": _ppl_score(store, cfg)} if cfg.pairing == "hardest" else {}
+    cand_sql = cands.candidates_sql(store, cfg, scores, tokens=bool(cfg.token_spec()))
+    rows_sql = with_ctes(plan(cfg), "SELECT * FROM rows")
+    return with_ctes([(cands.CAND, cand_sql), ("_tk_rows", rows_sql)], format_sql(cfg))
+
+
 def run_select_pairs(store: Store, cfg: SelectPairsConfig) -> RunResult:
     scores: dict[str, str] = {}
     extra: dict[str, object] = {"pairing": cfg.pairing, "pairs_per_prompt": cfg.pairs_cap()}
@@ -204,13 +206,17 @@ def run_select_pairs(store: Store, cfg: SelectPairsConfig) -> RunResult:
         extra["ppl_score"] = scores["ppl"]
     with store.run(STAGE, cfg) as run:
         try:
+            clock = Clock()
             cand_sql = cands.materialise(store, cfg, scores)
+            clock.lap("candidates")
             ctes = plan(cfg)
             rows_sql = with_ctes(ctes, "SELECT * FROM rows")
             store.execute(f"CREATE OR REPLACE TEMP TABLE _tk_rows AS {rows_sql}")
+            clock.lap("rows")
             funnel = _funnel(store, cfg)
             exact = with_ctes([(cands.CAND, cand_sql), ("_tk_rows", rows_sql)], format_sql(cfg))
-            build = Build(cfg.kind, cfg, exact, format_sql(cfg), funnel, extra)
+            clock.lap("funnel")
+            build = Build(cfg.kind, cfg, exact, format_sql(cfg), funnel, extra, clock=clock)
             finalize(store, run, build)
         finally:
             cands.drop_temp(store)

@@ -16,7 +16,7 @@ from tracekit.errors import ConfigError
 from tracekit.select import candidates as cands
 from tracekit.select.formats import assistant_messages_sql, completion_sql, prompt_messages_sql
 from tracekit.select.funnel import Funnel
-from tracekit.select.output import Build, finalize
+from tracekit.select.output import Build, Clock, finalize
 from tracekit.select.split import seeded_key_sql, split_rows_sql
 from tracekit.select.sql import with_ctes
 from tracekit.store import RunResult, Store
@@ -154,6 +154,16 @@ def _funnel(store: Store, cfg: SelectSFTConfig, ctes: list[tuple[str, str]]) -> 
     return f
 
 
+def exact_sql(store: Store, cfg: SelectSFTConfig) -> str:
+    """The self-contained query a build records (what `bench_select` copies as its floor)."""
+    scores = (
+        {"ts": cfg.teacher_score, "tr": "teacher_ratio"} if cfg.strategy == "teacher-guided" else {}
+    )
+    cand_sql = cands.candidates_sql(store, cfg, scores, tokens=bool(cfg.token_spec()))
+    rows_sql = with_ctes(plan(cfg), "SELECT * FROM rows")
+    return with_ctes([(cands.CAND, cand_sql), ("_tk_rows", rows_sql)], format_sql(cfg))
+
+
 def run_select_sft(store: Store, cfg: SelectSFTConfig) -> RunResult:
     scores = (
         {"ts": cfg.teacher_score, "tr": "teacher_ratio"} if cfg.strategy == "teacher-guided" else {}
@@ -167,10 +177,13 @@ def run_select_sft(store: Store, cfg: SelectSFTConfig) -> RunResult:
         )
     with store.run(STAGE, cfg) as run:
         try:
+            clock = Clock()
             cand_sql = cands.materialise(store, cfg, scores)
+            clock.lap("candidates")
             ctes = plan(cfg)
             rows_sql = with_ctes(ctes, "SELECT * FROM rows")
             store.execute(f"CREATE OR REPLACE TEMP TABLE _tk_rows AS {rows_sql}")
+            clock.lap("rows")
             funnel = _funnel(store, cfg, ctes)
             if not cfg.balance_length:
                 f_rows = store.scalar("SELECT count(*) FROM _tk_rows")
@@ -189,9 +202,8 @@ def run_select_sft(store: Store, cfg: SelectSFTConfig) -> RunResult:
                     note=f"{cfg.length_buckets} log-length buckets, capped at the median bucket",
                 )
             exact = with_ctes([(cands.CAND, cand_sql), ("_tk_rows", rows_sql)], format_sql(cfg))
-            build = Build(
-                kind="sft", cfg=cfg, exact_sql=exact, format_sql=format_sql(cfg), funnel=funnel
-            )
+            clock.lap("funnel")
+            build = Build("sft", cfg, exact, format_sql(cfg), funnel, clock=clock)
             finalize(store, run, build)
         finally:
             cands.drop_temp(store)
