@@ -24,30 +24,18 @@ class TrainingData:
     rows: int
 
 
-def _store_row(store: Store, name: str) -> dict[str, Any] | None:
-    rows = store.dicts(
-        "SELECT dataset_id, name, kind, path, fingerprint FROM datasets WHERE name = ?"
-        " ORDER BY created_at DESC NULLS LAST LIMIT 1",
-        [name],
+def _from_store(store: Store, ref: str) -> tuple[Any, dict[str, Any]] | None:
+    """A build of `tracekit select` by name or id, through the select stage's own loader (it
+    knows its folder layout). None when the store has no such dataset."""
+    from tracekit.select.catalog import find_dataset, load_training_dataset
+
+    n = store.scalar(
+        "SELECT count(*) FROM datasets WHERE name = ? OR dataset_id LIKE ? || '%'", [ref, ref]
     )
-    return rows[0] if rows else None
-
-
-def _load_from_store(store: Store, row: dict[str, Any]) -> Any:
-    """The select stage's own loader when present (it knows its layout), else the folder."""
-    try:
-        from tracekit.select import load_training_dataset  # type: ignore[attr-defined]
-    except ImportError:
-        load_training_dataset = None
-    if load_training_dataset is not None:
-        return load_training_dataset(store, row["name"])
-    if not row.get("path") or not Path(row["path"]).exists():
-        raise TracekitError(
-            f"dataset {row['name']!r} points to {row.get('path')!r}, which does not exist"
-        )
-    from datasets import load_from_disk
-
-    return load_from_disk(row["path"])
+    if not n:
+        return None
+    row = find_dataset(store, ref)
+    return load_training_dataset(store, row["name"]), row
 
 
 def load_training_data(store: Store, ref: str | None, split: str, pairs: bool) -> TrainingData:
@@ -57,9 +45,9 @@ def load_training_data(store: Store, ref: str | None, split: str, pairs: bool) -
         )
     from datasets import Dataset, DatasetDict, load_from_disk
 
-    row = _store_row(store, ref)
-    if row is not None:
-        data = _load_from_store(store, row)
+    found = _from_store(store, ref)
+    if found is not None:
+        data, row = found
         name, fingerprint, dataset_id, path = (
             row["name"],
             row.get("fingerprint") or "",
@@ -75,7 +63,9 @@ def load_training_data(store: Store, ref: str | None, split: str, pairs: bool) -
             ) from None
         name, fingerprint, dataset_id, path = Path(ref).name, "", None, str(Path(ref).resolve())
     else:
-        raise TracekitError(f"no dataset named {ref!r} in the store and no folder at that path")
+        raise TracekitError(
+            f"no dataset named {ref!r} in the store and no folder at that path (see `tracekit datasets`)"
+        )
     if isinstance(data, DatasetDict):
         if split not in data:
             raise ConfigError(

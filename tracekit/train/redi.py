@@ -18,11 +18,16 @@ model in one concatenated forward pass.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
+
+# the CPO trainer lives in trl.experimental; tracekit pins trl==1.16.0, so the warning that
+# experimental APIs may move is ours to handle, not the user's
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.trainer.utils import selective_log_softmax
 
