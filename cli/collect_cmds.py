@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from tracekit_cli.apps import app, prompts_app
 from tracekit_cli.common import (
     QuietOpt,
     StoreOpt,
+    err,
     open_store,
     out,
     parse_kv,
@@ -19,6 +21,7 @@ from tracekit_cli.common import (
 )
 
 from tracekit.errors import ConfigError
+from tracekit.store import Store
 
 
 def _read_text(value: Optional[str], what: str) -> Optional[str]:
@@ -141,7 +144,10 @@ def collect(
         data_parallel_size=data_parallel_size,
     )
     with open_store(store) as s:
-        result = run_collect(s, cfg)
+        try:
+            result = run_collect(s, cfg)
+        except KeyboardInterrupt:
+            _interrupted(s)
         rows = s.dicts(
             "SELECT teacher, count(*) AS traces,"
             " count(*) FILTER (WHERE finish_reason = 'length') AS truncated,"
@@ -162,6 +168,20 @@ def collect(
         )
     if result.details.get("stopped") == "budget":
         out.print("[yellow]stopped at the budget cap[/]")
+
+
+def _interrupted(s: Store) -> NoReturn:
+    """Ctrl-C: say what was kept and exit 130 (SystemExit passes through the app untouched)."""
+    row = s.fetchone(
+        "SELECT run_id, counts FROM runs WHERE stage = 'collect' ORDER BY started_at DESC LIMIT 1"
+    )
+    kept = json.loads(row[1] or "{}").get("counts", {}).get("traces", 0) if row else 0
+    err.print(
+        f"[yellow]interrupted[/]: run {row[0] if row else '?'} committed {kept} trace(s);"
+        " re-run the same command to resume",
+        soft_wrap=True,
+    )
+    raise SystemExit(130)
 
 
 @app.command()
