@@ -102,7 +102,9 @@ def test_alpha_zero_is_exactly_sft_normalised_nll():
     nll = []
     for i in range(batch):
         nll.append(
-            F.cross_entropy(logits[i, :-1], labels[i, 1:], ignore_index=IGNORE_INDEX, reduction="mean")
+            F.cross_entropy(
+                logits[i, :-1], labels[i, 1:], ignore_index=IGNORE_INDEX, reduction="mean"
+            )
         )
     assert loss.item() == pytest.approx(torch.stack(nll).mean().item(), abs=1e-12)
 

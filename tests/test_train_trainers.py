@@ -21,7 +21,14 @@ from tracekit.train.trainlog import read_log
 
 pytestmark = pytest.mark.model
 
-FAST = dict(batch_size=8, grad_accum=1, max_length=96, warmup_ratio=0.0, lr_scheduler="constant", save_steps=100)
+FAST = dict(
+    batch_size=8,
+    grad_accum=1,
+    max_length=96,
+    warmup_ratio=0.0,
+    lr_scheduler="constant",
+    save_steps=100,
+)
 
 
 def _msg(role: str, text: str) -> list[dict[str, str]]:
@@ -31,7 +38,7 @@ def _msg(role: str, text: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def data_dirs(tmp_path_factory) -> dict[str, str]:
     """Two problems repeated four times (8 rows = one full batch per step, so the loss curve is
-not batch noise): a model that can learn anything learns these in a few steps."""
+    not batch noise): a model that can learn anything learns these in a few steps."""
     import datasets
 
     root = tmp_path_factory.mktemp("train-data")
@@ -77,7 +84,9 @@ def _generates(model_dir: Path) -> bool:
     model, tok = load_causal_lm(str(model_dir), device="cpu")
     enc = tok(["What is 2+3?"], return_tensors="pt")
     with torch.no_grad():
-        gen = model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
+        gen = model.generate(
+            **enc, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id
+        )
     return gen.shape[1] > enc["input_ids"].shape[1]
 
 
@@ -89,7 +98,12 @@ def redi_base_run(tmp_path_factory, tiny_model_dir, data_dirs):
     root = tmp_path_factory.mktemp("redi-base")
     with Store(root / "s.duckdb") as s:
         cfg = REDITrainConfig(
-            dataset=data_dirs["pairs"], model=str(tiny_model_dir), output=str(root / "out"), max_steps=5, lr=5e-3, **FAST
+            dataset=data_dirs["pairs"],
+            model=str(tiny_model_dir),
+            output=str(root / "out"),
+            max_steps=5,
+            lr=5e-3,
+            **FAST,
         )
         result = run_redi(s, cfg)
     return result, root / "out"
@@ -100,7 +114,13 @@ def test_sft_lora_learns_saves_merges_and_reloads(store, tiny_model_dir, data_di
 
     out = tmp_path / "sft"
     cfg = SFTTrainConfig(
-        dataset=data_dirs["sft"], model=str(tiny_model_dir), output=str(out), max_steps=4, lr=3e-3, merge=True, **FAST
+        dataset=data_dirs["sft"],
+        model=str(tiny_model_dir),
+        output=str(out),
+        max_steps=4,
+        lr=3e-3,
+        merge=True,
+        **FAST,
     )
     result = run_sft(store, cfg)
     assert result.status == "ok" and result["steps"] == 4
@@ -115,7 +135,9 @@ def test_sft_lora_learns_saves_merges_and_reloads(store, tiny_model_dir, data_di
     assert meta["dataset_fingerprint"] == fp and meta["status"] == "ok" and meta["lora"] is True
     assert meta["learning_rate"] == 3e-3 and meta["trl_version"] == "1.16.0"
     # the runs row links the student to the dataset fingerprint
-    stage, counts = store.fetchone("SELECT stage, counts FROM runs WHERE run_id = ?", [result.run_id])
+    stage, counts = store.fetchone(
+        "SELECT stage, counts FROM runs WHERE run_id = ?", [result.run_id]
+    )
     details = json.loads(counts)
     assert stage == "train.sft"
     assert details["dataset_fingerprint"] == fp and details["output"] == str(out.resolve())
@@ -140,7 +162,12 @@ def test_redi_raises_chosen_over_rejected(redi_base_run):
 def test_dpo_lora_loss_falls_from_log2(store, tiny_model_dir, data_dirs, tmp_path):
     out = tmp_path / "dpo"
     cfg = DPOTrainConfig(
-        dataset=data_dirs["pairs"], model=str(tiny_model_dir), output=str(out), max_steps=4, lr=5e-3, **FAST
+        dataset=data_dirs["pairs"],
+        model=str(tiny_model_dir),
+        output=str(out),
+        max_steps=4,
+        lr=5e-3,
+        **FAST,
     )
     result = run_dpo(store, cfg)
     assert result.status == "ok"
@@ -151,7 +178,9 @@ def test_dpo_lora_loss_falls_from_log2(store, tiny_model_dir, data_dirs, tmp_pat
     assert _generates(out)
 
 
-def test_sft_then_redi_continues_the_sft_adapter(store, tiny_model_dir, data_dirs, tmp_path, redi_base_run):
+def test_sft_then_redi_continues_the_sft_adapter(
+    store, tiny_model_dir, data_dirs, tmp_path, redi_base_run
+):
     out = tmp_path / "two"
     cfg = SFTThenREDIConfig(
         model=str(tiny_model_dir),
@@ -176,7 +205,9 @@ def test_sft_then_redi_continues_the_sft_adapter(store, tiny_model_dir, data_dir
     assert _generates(out / "redi")
 
 
-def test_resume_after_a_crash_continues_from_the_last_checkpoint(store, tiny_model_dir, data_dirs, tmp_path):
+def test_resume_after_a_crash_continues_from_the_last_checkpoint(
+    store, tiny_model_dir, data_dirs, tmp_path
+):
     from transformers import TrainerCallback
 
     class Crash(TrainerCallback):
@@ -186,7 +217,14 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(store, tiny_mod
 
     out = tmp_path / "resume"
     fast = {**FAST, "save_steps": 2}
-    cfg = SFTTrainConfig(dataset=data_dirs["sft"], model=str(tiny_model_dir), output=str(out), max_steps=4, lr=1e-3, **fast)
+    cfg = SFTTrainConfig(
+        dataset=data_dirs["sft"],
+        model=str(tiny_model_dir),
+        output=str(out),
+        max_steps=4,
+        lr=1e-3,
+        **fast,
+    )
     with pytest.raises(RuntimeError, match="simulated kill"):
         run_sft(store, cfg, callbacks=[Crash()])
     assert store.scalar("SELECT status FROM runs WHERE stage = 'train.sft'") == "failed"
@@ -203,7 +241,14 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(store, tiny_mod
 def test_redi_with_the_embedded_model_lora(store, default_model_dir, data_dirs, tmp_path):
     out = tmp_path / "smol-redi"
     cfg = REDITrainConfig(
-        dataset=data_dirs["pairs"], model="default", output=str(out), max_steps=2, lr=1e-4, lora_r=4, lora_alpha=8, **FAST
+        dataset=data_dirs["pairs"],
+        model="default",
+        output=str(out),
+        max_steps=2,
+        lr=1e-4,
+        lora_r=4,
+        lora_alpha=8,
+        **FAST,
     )
     result = run_redi(store, cfg)
     assert result.status == "ok" and result["steps"] == 2
@@ -214,9 +259,9 @@ def test_redi_with_the_embedded_model_lora(store, default_model_dir, data_dirs, 
 
 
 def test_cli_yaml_config_store_dataset_and_errors(tmp_path, tiny_model_dir, data_dirs):
-    from tracekit.store import Store
-
     import shutil
+
+    from tracekit.store import Store
 
     # a dataset as `tracekit select` records it: a row in `datasets`, the HF folder under path/hf
     built = tmp_path / "built"
@@ -225,21 +270,48 @@ def test_cli_yaml_config_store_dataset_and_errors(tmp_path, tiny_model_dir, data
     with Store(db) as s:
         s.insert_rows(
             "datasets",
-            [dict(dataset_id="ds1", name="tiny-sft", kind="sft", path=str(built), fingerprint="fp-123", rows=8, selection="{}")],
+            [
+                dict(
+                    dataset_id="ds1",
+                    name="tiny-sft",
+                    kind="sft",
+                    path=str(built),
+                    fingerprint="fp-123",
+                    rows=8,
+                    selection="{}",
+                )
+            ],
         )
     conf = tmp_path / "sft.yaml"
-    conf.write_text(f"model: {tiny_model_dir}\nmax_steps: 5\nbatch_size: 2\ngrad_accum: 1\nmax_length: 96\n")
+    conf.write_text(
+        f"model: {tiny_model_dir}\nmax_steps: 5\nbatch_size: 2\ngrad_accum: 1\nmax_length: 96\n"
+    )
     out = tmp_path / "cli-sft"
     code, stdout, stderr = run_cli(
-        "train", "sft", "--dataset", "tiny-sft", "--config", str(conf), "--max-steps", "1", "--output", str(out), "--quiet", store=db
+        "train",
+        "sft",
+        "--dataset",
+        "tiny-sft",
+        "--config",
+        str(conf),
+        "--max-steps",
+        "1",
+        "--output",
+        str(out),
+        "--quiet",
+        store=db,
     )
     assert code == 0, stderr
     assert "train.sft ok" in stdout and str(out) in stdout
     meta = json.loads((out / "training_config.json").read_text())
     assert meta["dataset_fingerprint"] == "fp-123" and meta["dataset_id"] == "ds1"
-    assert meta["config"]["max_steps"] == 1 and meta["config"]["batch_size"] == 2  # option beats YAML
+    assert (
+        meta["config"]["max_steps"] == 1 and meta["config"]["batch_size"] == 2
+    )  # option beats YAML
     # pairs given to SFT: one line naming what is missing
-    code, _, stderr = run_cli("train", "sft", "--dataset", data_dirs["pairs"], "--model", str(tiny_model_dir), store=db)
+    code, _, stderr = run_cli(
+        "train", "sft", "--dataset", data_dirs["pairs"], "--model", str(tiny_model_dir), store=db
+    )
     assert code == 1 and "lacks column(s) completion" in stderr
     code, _, stderr = run_cli("train", "redi", "--dataset", "nope", "--alpha", "0.5", store=db)
     assert code == 1 and "no dataset named 'nope'" in stderr, stderr
