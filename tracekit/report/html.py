@@ -123,33 +123,36 @@ def teachers(store: Store) -> str:
     a1.set_xlim(0, 1)
     a1.set_xlabel("accuracy (verified traces)")
     lengths = store.dicts("SELECT teacher, origin, list(length(text)) AS l FROM traces GROUP BY ALL ORDER BY origin, teacher")
-    a2.boxplot([r["l"] for r in lengths], vert=False, tick_labels=[f"{r['teacher'][-28:]}" for r in lengths])
+    a2.boxplot([r["l"] for r in lengths], orientation="horizontal", tick_labels=[f"{r['teacher'][-28:]}" for r in lengths])
     a2.set_xlabel("trace length (characters)")
     fig.tight_layout()
     return _table(rows) + _img(_png(fig), "accuracy and length per teacher")
 
 
 def pass_rate(store: Store) -> str:
+    """Per prompt over all teacher samples (students excluded): the shape that decides how much
+    SFT data (prompts above 0) and how many preference pairs (prompts strictly between 0 and 1)
+    a store can give."""
     rows = store.fetchall(
-        """SELECT s.pass_rate FROM v_prompt_stats s
-           WHERE s.pass_rate IS NOT NULL AND s.teacher IN (SELECT DISTINCT teacher FROM traces WHERE origin <> 'student')"""
+        """SELECT count(*) FILTER (WHERE v.correct) / count(v.correct) AS pass_rate,
+                  bool_or(v.correct) AND bool_or(NOT v.correct) AS both
+           FROM traces t JOIN v_final_verdicts v USING (trace_id)
+           WHERE t.origin <> 'student' AND v.correct IS NOT NULL
+           GROUP BY t.prompt_id"""
     )
     if not rows:
         return "<p class='empty'>no verified traces yet</p>"
     vals = [r[0] for r in rows]
+    both = sum(1 for r in rows if r[1])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 2.8))
     ax.hist(vals, bins=[i / 10 for i in range(11)], color="#2ca02c", edgecolor="white")
-    ax.set_xlabel("pass rate per prompt (teacher samples)")
+    ax.set_xlabel("pass rate per prompt (all teacher samples)")
     ax.set_ylabel("prompts")
-    both = store.scalar(
-        """SELECT count(*) FROM v_prompt_stats WHERE positives > 0 AND negatives > 0
-           AND teacher IN (SELECT DISTINCT teacher FROM traces WHERE origin <> 'student')"""
-    )
     return (
-        f"<p>{len(vals)} prompt x teacher groups; {both} have both a positive and a negative"
-        " (usable for REDI/DPO pairs); prompts at 0 give no SFT data, prompts at 1 no negatives.</p>"
-        + _img(_png(fig), "pass-rate histogram")
+        f"<p>{len(vals)} prompts with verified teacher traces; {both} have both a positive and a"
+        " negative (usable for REDI/DPO pairs); prompts at 0 give no SFT data, prompts at 1 no"
+        " negatives.</p>" + _img(_png(fig), "pass-rate histogram")
     )
 
 
