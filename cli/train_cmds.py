@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -121,6 +122,33 @@ def _build(method: str, config: Path | None, given: dict[str, Any]) -> Any:
         raise ConfigError(f"{config or 'options'}: {loc}: {first['msg']}") from None
 
 
+def _rank() -> int:
+    return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
+
+
+def _store_for_rank(store: Path | None, cfg: Any) -> Any:
+    """Under `accelerate launch` every rank runs this command, but DuckDB lets one process write
+    a store: rank 0 opens the real one (runs row, lineage), the others a throwaway store of their
+    own, so they need the dataset as a folder (`tracekit datasets` shows its path; add /hf)."""
+    if _rank() == 0:
+        return open_store(store)
+    import tempfile
+
+    from tracekit.errors import ConfigError
+    from tracekit.store import Store
+
+    datasets = (
+        [cfg.dataset] if cfg.method != "sft-then-redi" else [cfg.sft.dataset, cfg.redi.dataset]
+    )
+    for d in datasets:
+        if d and not Path(d).is_dir():
+            raise ConfigError(
+                f"under accelerate launch pass --dataset as a folder (got {d!r}): only rank 0 may"
+                " open the store, so the other ranks cannot look a name up"
+            )
+    return Store(Path(tempfile.mkdtemp(prefix=f"tracekit-rank{_rank()}-")) / "rank.duckdb")
+
+
 def _run(
     method: str, store: Path | None, quiet: bool, config: Path | None, given: dict[str, Any]
 ) -> None:
@@ -128,8 +156,10 @@ def _run(
 
     set_quiet(quiet)
     cfg = _build(method, config, given)
-    with open_store(store) as s:
+    with _store_for_rank(store, cfg) as s:
         result = run_train(s, cfg)
+    if _rank() > 0:
+        return
     print_result(result, quiet)
     d = result.details
     loss = ""

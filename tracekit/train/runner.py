@@ -215,13 +215,16 @@ def train_one(
             dataset_fingerprint=data.fingerprint,
             learning_rate=cfg.learning_rate(),
         )
-        (out / CONFIG_FILE).write_text(
-            json.dumps({**meta, "status": "running"}, indent=2, default=str)
-        )
+        main = trainer.is_world_process_zero()  # under accelerate launch only rank 0 writes files
+        if main:
+            (out / CONFIG_FILE).write_text(
+                json.dumps({**meta, "status": "running"}, indent=2, default=str)
+            )
         run.checkpoint()
         result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model(str(out))
-        tok.save_pretrained(str(out))
+        trainer.save_model(str(out))  # gathers sharded weights; writes on rank 0 only
+        if main:
+            tok.save_pretrained(str(out))
         state = trainer.state
         run.add("steps", int(state.global_step))
         run.add("examples", data.rows)
@@ -232,14 +235,15 @@ def train_one(
             last_loss=losses[-1] if losses else None,
             global_step=int(state.global_step),
         )
-        if cfg.merge and not cfg.full:
+        if main and cfg.merge and not cfg.full:
             run.details["merged"] = str(_merge(trainer.model, tok, out / "merged").resolve())
-        if cfg.plot:
+        if main and cfg.plot:
             png = plot_loss_curve(log_path, out / PLOT_FILE, f"{cfg.method} - {data.name}")
             run.details["plot"] = str(png) if png else None
-        (out / CONFIG_FILE).write_text(
-            json.dumps({**meta, **run.details, "status": "ok"}, indent=2, default=str)
-        )
+        if main:
+            (out / CONFIG_FILE).write_text(
+                json.dumps({**meta, **run.details, "status": "ok"}, indent=2, default=str)
+            )
         del trainer, model
     return run.result
 
