@@ -78,3 +78,31 @@ def test_dpo_trainer_tokenises_select_pairs(built, tiny_model_dir, tmp_path):
     assert {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(row)
     assert row["chosen_ids"] != row["rejected_ids"]
     assert tok.decode(row["chosen_ids"]).find(ds[0]["chosen"][0]["content"][:20]) >= 0
+
+
+def test_max_tokens_filters_in_student_tokens(store, default_model_dir):
+    from transformers import AutoTokenizer
+
+    from tests._select_helpers import add_prompt, add_trace
+    from tracekit.select import find_dataset, load_training_dataset
+
+    tok = AutoTokenizer.from_pretrained(default_model_dir)
+    for i in range(4):
+        pid = add_prompt(store, f"Count to {i}?")
+        add_trace(store, pid, f"s{i}", True, text="one two three", sample_index=1)
+        add_trace(store, pid, f"l{i}", True, text=" ".join(["seven"] * 300), sample_index=0)
+    spec = f"hf:{default_model_dir}"
+    run_select_sft(
+        store, SelectSFTConfig(name="capped", max_tokens=50, tokenizer=spec, strategy="first")
+    )
+    row = find_dataset(store, "capped")
+    funnel = {f["step"]: f["count"] for f in row["selection"]["funnel"]}
+    assert funnel["positive"] == 8 and funnel["within_max_tokens"] == 4  # filtered, not truncated
+    ds = load_training_dataset(store, "capped")["train"]
+    assert sorted(ds["trace_id"]) == ["s0", "s1", "s2", "s3"]  # `first` would pick l*, too long
+    assert ds[0]["completion"][0]["content"] == "one two three"
+    stats = row["selection"]["length_stats"][0]
+    assert row["selection"]["length_unit"] == "tokens"
+    assert stats["max"] == len(tok("one two three", add_special_tokens=False)["input_ids"])
+    card = (store.path.parent / row["card_path"]).read_text()
+    assert str(default_model_dir) not in card

@@ -330,7 +330,7 @@ def card_context(store: Store, row: dict[str, Any], repo_id: str | None = None) 
                     "result": _flatten(_agreement(store, main, o["verifier"])),
                 }
             )
-    length_stats = _q(
+    length_stats = sel.get("length_stats") or _q(
         store,
         f"""WITH ids AS ({ids})
             SELECT role, count(n) AS n, min(n) AS min, quantile_disc(n, 0.5) AS p50,

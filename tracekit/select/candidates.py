@@ -8,6 +8,7 @@ builders' window functions all read it, and the full SQL that reproduces a build
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -181,13 +182,9 @@ def candidates_sql(
                  ON tr.trace_id = t.trace_id{score_joins}{token_join}{where}"""
 
 
+@lru_cache(maxsize=4)
 def load_tokenizer(spec: str) -> Any:
-    try:  # the length scorer's loader when it is installed (one cache for both)
-        from tracekit.score.length import load_tokenizer as _load
-
-        return _load(spec)
-    except ImportError:
-        pass
+    """Only the tokenizer, never the weights: counting tokens must not cost a model load."""
     from transformers import AutoTokenizer
 
     from tracekit.models import parse_spec, resolve_local_path

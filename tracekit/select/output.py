@@ -112,21 +112,44 @@ def fingerprint(store: Store, build: Build) -> str:
     return content_id("dataset-content", shape, rows_hash)
 
 
-def _write_hf(parquet: Path, target: Path, with_eval: bool, fingerprint: str) -> dict[str, int]:
-    import pyarrow.compute as pc
+def _write_hf(
+    parquet: Path, target: Path, n_train: int, with_eval: bool, fingerprint: str
+) -> dict[str, int]:
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # the run line reports the build; per-shard bars are noise
-    table = pq.read_table(parquet)
-    parts = {}
-    for split in SPLITS if with_eval else SPLITS[:1]:
-        part = table.filter(pc.equal(table["split"], split)).drop_columns(["split"])
+    table = pq.read_table(parquet).drop_columns(["split"])
+    # rows are numbered train first, so each split is a zero-copy slice of the file
+    slices = {"train": table.slice(0, n_train)}
+    if with_eval:
+        slices["eval"] = table.slice(n_train)
+    parts = {
         # our content fingerprint: without one, `datasets` pickles the whole table to make one
-        parts[split] = Dataset(part, fingerprint=f"{fingerprint}-{split}")
+        split: Dataset(part, fingerprint=f"{fingerprint}-{split}")
+        for split, part in slices.items()
+    }
     DatasetDict(parts).save_to_disk(str(target))
     return {k: len(v) for k, v in parts.items()}
+
+
+def _length_stats(store: Store, kind: str) -> list[dict[str, Any]]:
+    """Quantiles of the lengths the build selected on (student tokens or characters)."""
+    cols = (
+        [("completion", "len")] if kind == "sft" else [("chosen", "len"), ("rejected", "pair_len")]
+    )
+    stats = []
+    for role, col in cols:
+        row = store.fetchone(
+            f"SELECT count({col}), min({col}), quantile_disc({col}, 0.5), quantile_disc({col}, 0.9),"
+            f" max({col}), round(avg({col}), 1) FROM {ROWS}"
+        )
+        assert row is not None
+        stats.append(
+            dict(zip(("role", "n", "min", "p50", "p90", "max", "mean"), (role, *row), strict=True))
+        )
+    return stats
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
@@ -180,7 +203,7 @@ def finalize(store: Store, run: Run, build: Build) -> dict[str, Any]:
             f"COPY ({build.format_sql}) TO {lit(str(tmp / 'data.parquet'))} (FORMAT parquet)"
         )
         build.clock.lap("parquet")
-        splits = _write_hf(tmp / "data.parquet", tmp / "hf", cfg.eval_fraction > 0, fp)
+        splits = _write_hf(tmp / "data.parquet", tmp / "hf", n_train, cfg.eval_fraction > 0, fp)
         build.clock.lap("hf_save_to_disk")
         lengths = store.con.sql(f"SELECT len, pair_len FROM {ROWS}").to_arrow_table()
         unit_len = "tokens" if cfg.token_spec() else "characters"
@@ -202,6 +225,7 @@ def finalize(store: Store, run: Run, build: Build) -> dict[str, Any]:
             "prompts": n_prompts,
             "verifier": cfg.verifier or "final verdict (v_final_verdicts)",
             "length_unit": unit_len,
+            "length_stats": _length_stats(store, build.kind),
             "tokenizer": cfg.token_spec(),
             "rebuild": rebuild_command(build.kind, cfg),
             **build.extra,
