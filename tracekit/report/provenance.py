@@ -78,7 +78,7 @@ def _run_summary(store: Store, run_id: str) -> dict[str, Any]:
     by_position = _grouped(store, run_id, _POSITION_SQL)
     by_correct = _grouped(store, run_id, _CORRECT_SQL)
     per_trace = store.fetchall(
-        """SELECT v.correct, r.value, count(*) OVER (PARTITION BY v.correct)
+        """SELECT v.correct, r.value
            FROM scores r JOIN v_final_verdicts v USING (trace_id)
            WHERE r.name = 'teacher_ratio' AND r.run_id = ? AND r.value IS NOT NULL AND v.correct IS NOT NULL""",
         [run_id],
@@ -177,7 +177,7 @@ def write_provenance_plot(summary: dict[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     colors = {"teacher": "#1f77b4", "student": "#ff7f0e", "shared": "#9e9e9e", "boosted": "#2ca02c"}
     fig, axes = plt.subplots(
-        max(1, len(runs)), 1, figsize=(8, 2.8 * max(1, len(runs))), squeeze=False
+        max(1, len(runs)), 1, figsize=(9, 2.8 * max(1, len(runs))), squeeze=False
     )
     for ax, run in zip(axes[:, 0], runs or [None], strict=True):
         if run is None:
@@ -200,7 +200,7 @@ def write_provenance_plot(summary: dict[str, Any], path: str | Path) -> Path:
         if run.get("distilled"):
             title += f"  D={run['distilled']}"
         ax.set_title(f"{title}\n{run['run_id']} ({run['sentences']} sentences)", fontsize=8)
-        ax.legend(loc="lower right", fontsize=7, ncols=4)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
