@@ -24,10 +24,45 @@ os.environ.setdefault("TRACEKIT_QUIET", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-WORDS = (
-    "so we need to find the value of x wait let me check that again the sum of the first n terms is "
-    "therefore because alternatively we can verify this by substituting back hmm that gives us"
-).split()
+WORDS = [
+    "so",
+    "we",
+    "need",
+    "to",
+    "find",
+    "the",
+    "value",
+    "of",
+    "x",
+    "wait",
+    "let",
+    "me",
+    "check",
+    "that",
+    "again",
+    "the",
+    "sum",
+    "of",
+    "the",
+    "first",
+    "n",
+    "terms",
+    "is",
+    "therefore",
+    "because",
+    "alternatively",
+    "we",
+    "can",
+    "verify",
+    "this",
+    "by",
+    "substituting",
+    "back",
+    "hmm",
+    "that",
+    "gives",
+    "us",
+]
 
 
 def make_parquet(path: Path, rows: int, seed: int = 0) -> int:
@@ -53,7 +88,9 @@ def make_parquet(path: Path, rows: int, seed: int = 0) -> int:
             refs.append(str((i // 4) % 97))
             labels.append(i % 3 != 0)
             total_bytes += len(texts[-1])
-        table = pa.table({"problem": problems, "answer": refs, "completion": texts, "correct": labels})
+        table = pa.table(
+            {"problem": problems, "answer": refs, "completion": texts, "correct": labels}
+        )
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
@@ -82,9 +119,26 @@ def bench_raw(parquet: Path, db: Path) -> float:
 def bench_tracekit(parquet: Path, db: Path) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        [str(REPO / ".venv/bin/tracekit"), "import", str(parquet), "--store", str(db), "--quiet",
-         "--map", "problem=problem", "--map", "reference=answer", "--map", "completion=completion",
-         "--map", "label=correct", "--teacher", "bench", "--batch-size", "20000"],
+        [
+            str(REPO / ".venv/bin/tracekit"),
+            "import",
+            str(parquet),
+            "--store",
+            str(db),
+            "--quiet",
+            "--map",
+            "problem=problem",
+            "--map",
+            "reference=answer",
+            "--map",
+            "completion=completion",
+            "--map",
+            "label=correct",
+            "--teacher",
+            "bench",
+            "--batch-size",
+            "20000",
+        ],
         check=True,
     )
     return time.perf_counter() - t0
@@ -99,13 +153,23 @@ def main() -> None:
         parquet = d / "traces.parquet"
         t = time.perf_counter()
         nbytes = make_parquet(parquet, args.rows)
-        print(f"made {args.rows:,} traces ({nbytes / 1e9:.2f} GB of text) in {time.perf_counter() - t:.1f}s")
+        print(
+            f"made {args.rows:,} traces ({nbytes / 1e9:.2f} GB of text) in {time.perf_counter() - t:.1f}s"
+        )
         raw = bench_raw(parquet, d / "raw.duckdb")
         tk = bench_tracekit(parquet, d / "tk.duckdb")
-        n = duckdb.connect(str(d / "tk.duckdb"), read_only=True).execute("SELECT count(*) FROM traces").fetchall()[0][0]
+        n = (
+            duckdb.connect(str(d / "tk.duckdb"), read_only=True)
+            .execute("SELECT count(*) FROM traces")
+            .fetchall()[0][0]
+        )
         assert n == args.rows, n
-        print(f"raw DuckDB INSERT ... SELECT read_parquet: {raw:7.2f}s  {args.rows / raw:10,.0f} rows/s")
-        print(f"tracekit import (CLI, end to end):        {tk:7.2f}s  {args.rows / tk:10,.0f} rows/s")
+        print(
+            f"raw DuckDB INSERT ... SELECT read_parquet: {raw:7.2f}s  {args.rows / raw:10,.0f} rows/s"
+        )
+        print(
+            f"tracekit import (CLI, end to end):        {tk:7.2f}s  {args.rows / tk:10,.0f} rows/s"
+        )
         print(f"ratio tracekit / raw: {tk / raw:.2f}x (goal <= 2.0x)")
 
 

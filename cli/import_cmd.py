@@ -5,26 +5,55 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-
 from tracekit_cli.apps import app
-from tracekit_cli.common import QuietOpt, StoreOpt, open_store, out, parse_kv, print_result, set_quiet
+from tracekit_cli.common import (
+    QuietOpt,
+    StoreOpt,
+    open_store,
+    out,
+    parse_kv,
+    print_result,
+    set_quiet,
+)
 
 
 @app.command("import")
 def import_(
-    path: Annotated[str, typer.Argument(help="JSONL, JSON array, Parquet, a save_to_disk folder or an HF dataset id.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="JSONL, JSON array, Parquet, a save_to_disk folder or an HF dataset id."
+        ),
+    ],
     map_: Annotated[
         Optional[list[str]],
-        typer.Option("--map", "-m", help="FIELD=COLUMN (problem, reference, completion, label, reasoning, finish_reason, teacher, id, domain, split). Dotted paths reach nested fields; commas list several columns."),
+        typer.Option(
+            "--map",
+            "-m",
+            help="FIELD=COLUMN (problem, reference, completion, label, reasoning, finish_reason, teacher, id, domain, split). Dotted paths reach nested fields; commas list several columns.",
+        ),
     ] = None,
-    preset: Annotated[Optional[str], typer.Option(help="openr1, gsm8k, gsm8k-solutions, math, sharegpt.")] = None,
-    teacher: Annotated[Optional[str], typer.Option(help="The model that wrote the completions.")] = None,
-    source: Annotated[Optional[str], typer.Option(help="Dataset name recorded on prompts (default: file name).")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split recorded on the prompts (train, test, ...).")] = None,
+    preset: Annotated[
+        Optional[str], typer.Option(help="openr1, gsm8k, gsm8k-solutions, math, sharegpt.")
+    ] = None,
+    teacher: Annotated[
+        Optional[str], typer.Option(help="The model that wrote the completions.")
+    ] = None,
+    source: Annotated[
+        Optional[str], typer.Option(help="Dataset name recorded on prompts (default: file name).")
+    ] = None,
+    split: Annotated[
+        Optional[str], typer.Option(help="Split recorded on the prompts (train, test, ...).")
+    ] = None,
     domain: Annotated[str, typer.Option(help="Domain of the prompts (math, code, ...).")] = "math",
-    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl, json, parquet, hf, hf-disk.")] = "auto",
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto, jsonl, json, parquet, hf, hf-disk.")
+    ] = "auto",
     hf_split: Annotated[Optional[str], typer.Option(help="Split of an HF dataset to read.")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed records (counted) instead of stopping.")] = False,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Skip malformed records (counted) instead of stopping."),
+    ] = False,
     batch_size: Annotated[int, typer.Option(help="Records per transaction.")] = 4000,
     store: StoreOpt = None,
     quiet: QuietOpt = False,

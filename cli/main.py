@@ -12,8 +12,6 @@ import sys
 import click
 import typer
 from pydantic import ValidationError
-
-from tracekit.errors import TracekitError
 from tracekit_cli import (  # noqa: F401  (each module registers its commands on import)
     collect_cmds,
     eval_cmds,
@@ -30,6 +28,8 @@ from tracekit_cli import (  # noqa: F401  (each module registers its commands on
 )
 from tracekit_cli.apps import app
 from tracekit_cli.common import err
+
+from tracekit.errors import TracekitError
 
 
 @app.callback()
@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "value"
-        err.print(f"[red]error:[/] invalid {where}: {first['msg']}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]error:[/] invalid {where}: {first['msg']}", highlight=False, soft_wrap=True
+        )
         return 1
     except TracekitError as e:
         if debug or os.environ.get("TRACEKIT_DEBUG"):

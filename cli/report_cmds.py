@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from tracekit_cli.apps import report_app
 from tracekit_cli.common import StoreOpt, open_store, out
 
@@ -14,7 +13,9 @@ from tracekit_cli.common import StoreOpt, open_store, out
 @report_app.callback()
 def report(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("report.html"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
     title: Annotated[str, typer.Option(help="Title of the report.")] = "tracekit report",
     store: StoreOpt = None,
 ) -> None:

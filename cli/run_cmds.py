@@ -7,18 +7,31 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from tracekit_cli.apps import app
 from tracekit_cli.common import QuietOpt, StoreOpt, err, out, rich_table, set_quiet
 
 
 @app.command("run")
 def run(
-    recipe: Annotated[str, typer.Argument(help="A recipe YAML file, or a shipped name (quickstart, multi-teacher, ...).")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe variable: name=value.")] = None,
+    recipe: Annotated[
+        str,
+        typer.Argument(
+            help="A recipe YAML file, or a shipped name (quickstart, multi-teacher, ...)."
+        ),
+    ],
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a recipe variable: name=value.")
+    ] = None,
     from_step: Annotated[Optional[str], typer.Option("--from", help="Start at this step.")] = None,
-    until_step: Annotated[Optional[str], typer.Option("--until", help="Stop after this step.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan with estimated work; run nothing.")] = False,
+    until_step: Annotated[
+        Optional[str], typer.Option("--until", help="Stop after this step.")
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Validate and print the plan with estimated work; run nothing."
+        ),
+    ] = False,
     store: StoreOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -33,7 +46,12 @@ def run(
     if dry_run:
         rows = plan(r, from_step, until_step)
         cols = ["step", "stage", "plan", "max_new_tokens", "max_cost_usd"]
-        out.print(rich_table([{c: row.get(c) for c in cols} for row in rows], title=f"plan: {r.name} (store {r.store})"))
+        out.print(
+            rich_table(
+                [{c: row.get(c) for c in cols} for row in rows],
+                title=f"plan: {r.name} (store {r.store})",
+            )
+        )
         return
     t0 = time.perf_counter()
 
@@ -41,7 +59,7 @@ def run(
         if event == "start":
             err.print(f"[bold cyan]▶ {step.name}[/] ({step.stage})")
         elif event == "skipped":
-            err.print(f"  [dim]skipped: finished earlier with the same config[/]")
+            err.print("  [dim]skipped: finished earlier with the same config[/]")
 
     try:
         outcomes = run_recipe(r, from_step, until_step, on_step=on_step)
@@ -62,8 +80,12 @@ def _summary(recipe, outcomes, seconds: float) -> None:
         }
         for o in outcomes
     ]
-    out.print(rich_table(rows, title=f"{recipe.name}: {len(outcomes)} step(s) in {seconds / 60:.1f} min"))
-    out.print(f"store   {recipe.store}   (tracekit sql \"SELECT * FROM v_teachers\" --store {recipe.store})")
+    out.print(
+        rich_table(rows, title=f"{recipe.name}: {len(outcomes)} step(s) in {seconds / 60:.1f} min")
+    )
+    out.print(
+        f'store   {recipe.store}   (tracekit sql "SELECT * FROM v_teachers" --store {recipe.store})'
+    )
     base = recipe.vars.get("out")
     if base and Path(str(base)).exists():
         for name in ("report.html", "datasets", "student", "hub"):

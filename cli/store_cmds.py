@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.panel import Panel
-
 from tracekit_cli.apps import app
 from tracekit_cli.common import QuietOpt, StoreOpt, open_store, out, rich_table
 
@@ -28,9 +27,15 @@ def init(store: StoreOpt = None) -> None:
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="A SQL query over the store's tables and views.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet.")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
-    write: Annotated[bool, typer.Option("--write", help="Open the store for writing (UPDATE/DELETE).")] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv, json or parquet.")
+    ] = "table",
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="Open the store for writing (UPDATE/DELETE).")
+    ] = False,
     store: StoreOpt = None,
 ) -> None:
     """Run SQL on the store (read-only unless --write). Tables: prompts, traces, verdicts, scores,
@@ -49,7 +54,7 @@ def sql(
             return
         cols, rows = run_query(s, query)
     if fmt == "table":
-        out.print(rich_table([dict(zip(cols, r)) for r in rows]))
+        out.print(rich_table([dict(zip(cols, r, strict=False)) for r in rows]))
         return
     text = format_rows(cols, rows, fmt)
     if output:
@@ -61,7 +66,12 @@ def sql(
 
 @app.command()
 def stats(
-    verdicts: Annotated[bool, typer.Option("--verdicts", help="Accuracy per teacher and verifier, and verifier agreement.")] = False,
+    verdicts: Annotated[
+        bool,
+        typer.Option(
+            "--verdicts", help="Accuracy per teacher and verifier, and verifier agreement."
+        ),
+    ] = False,
     store: StoreOpt = None,
 ) -> None:
     """Counts per table, teacher, source and verdict, and trace length quantiles.
@@ -100,7 +110,9 @@ def _verdict_tables(s) -> None:
 @app.command()
 def show(
     trace_id: Annotated[str, typer.Argument(help="A trace id (or a unique prefix).")],
-    full: Annotated[bool, typer.Option("--full", help="Print the whole text, not the first 2,000 characters.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Print the whole text, not the first 2,000 characters.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     store: StoreOpt = None,
 ) -> None:
@@ -116,9 +128,24 @@ def show(
         sys.stdout.write(json.dumps(data, default=str, indent=2, ensure_ascii=False) + "\n")
         return
     t, p = data["trace"], data["prompt"]
-    head = {k: t[k] for k in ("trace_id", "prompt_id", "teacher", "backend", "origin", "sample_index", "finish_reason", "completion_tokens", "run_id")}
+    head = {
+        k: t[k]
+        for k in (
+            "trace_id",
+            "prompt_id",
+            "teacher",
+            "backend",
+            "origin",
+            "sample_index",
+            "finish_reason",
+            "completion_tokens",
+            "run_id",
+        )
+    }
     out.print(rich_table([head], title="trace"))
-    out.print(Panel(p["problem"], title=f"problem ({p['source']}, reference: {p['reference_answer']})"))
+    out.print(
+        Panel(p["problem"], title=f"problem ({p['source']}, reference: {p['reference_answer']})")
+    )
     text = t["text"] or ""
     if not full and len(text) > 2000:
         text = text[:2000] + f"\n... [{len(t['text']) - 2000} more characters: --full]"
@@ -152,8 +179,12 @@ def runs(
 
 @app.command()
 def export(
-    query: Annotated[str, typer.Option("--query", help="SQL whose result is exported.")] = "SELECT * FROM v_traces",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Target file (.parquet, .csv, .json, .jsonl).")] = Path("traces.parquet"),
+    query: Annotated[
+        str, typer.Option("--query", help="SQL whose result is exported.")
+    ] = "SELECT * FROM v_traces",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Target file (.parquet, .csv, .json, .jsonl).")
+    ] = Path("traces.parquet"),
     store: StoreOpt = None,
 ) -> None:
     """Export a query to Parquet, CSV or JSON (DuckDB COPY).
@@ -169,18 +200,27 @@ def export(
 
 @app.command()
 def models(
-    prepare: Annotated[bool, typer.Option("--prepare", help="Convert the embedded model now.")] = False,
+    prepare: Annotated[
+        bool, typer.Option("--prepare", help="Convert the embedded model now.")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Show the embedded default model and where its converted copy is cached.
 
     Example: tracekit models --prepare
     """
-    from tracekit.models import DEFAULT_MODEL_NAME, default_model_dir, ensure_default_model, gguf_path
+    from tracekit.models import (
+        DEFAULT_MODEL_NAME,
+        default_model_dir,
+        ensure_default_model,
+        gguf_path,
+    )
 
     if prepare:
         ensure_default_model(quiet=quiet)
     d = default_model_dir()
     out.print(f"default  {DEFAULT_MODEL_NAME} (Apache-2.0)")
     out.print(f"  gguf   {gguf_path()}")
-    out.print(f"  cache  {d} ({'ready' if (d / 'tracekit.json').exists() else 'converted on first use'})")
+    out.print(
+        f"  cache  {d} ({'ready' if (d / 'tracekit.json').exists() else 'converted on first use'})"
+    )

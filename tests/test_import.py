@@ -31,26 +31,38 @@ def _counts(store: Store) -> dict[str, int]:
 @pytest.mark.realdata
 def test_longcot_math500_import_and_reimport(tmp_path, shared_data):
     path = shared_data / "longcot" / "math500__Sky-T1-math-correct-5K-27B.jsonl"
-    expected_correct = sum(
-        sum(bool(x) for x in json.loads(line)["score"]) for line in path.open()
-    )
+    expected_correct = sum(sum(bool(x) for x in json.loads(line)["score"]) for line in path.open())
     db = tmp_path / "t.duckdb"
-    args = ["import", str(path), *sum((["--map", f"{k}={v}"] for k, v in LONGCOT_MAP.items()), []),
-            "--teacher", "Sky-T1-27B"]
+    args = [
+        "import",
+        str(path),
+        *sum((["--map", f"{k}={v}"] for k, v in LONGCOT_MAP.items()), []),
+        "--teacher",
+        "Sky-T1-27B",
+    ]
     code, out, err = run_cli(*args, store=db)
     assert code == 0, err
     code, out, _ = run_cli(
-        "sql", "SELECT (SELECT count(*) FROM traces) AS traces, (SELECT count(*) FROM prompts) AS prompts,"
+        "sql",
+        "SELECT (SELECT count(*) FROM traces) AS traces, (SELECT count(*) FROM prompts) AS prompts,"
         " (SELECT count(*) FROM verdicts WHERE verifier = 'source') AS verdicts,"
-        " (SELECT count(*) FROM verdicts WHERE correct) AS correct", "--format", "csv", store=db,
+        " (SELECT count(*) FROM verdicts WHERE correct) AS correct",
+        "--format",
+        "csv",
+        store=db,
     )
     assert code == 0
     assert out.splitlines()[1] == f"500,500,500,{expected_correct}"
     # re-importing the same file adds nothing
     code, out, err = run_cli(*args, store=db)
     assert code == 0 and "traces_added=0" in out and "prompts_added=0" in out
-    code, out, _ = run_cli("sql", "SELECT count(*) AS n, count(*) FILTER (WHERE correct) AS correct FROM verdicts",
-                           "--format", "json", store=db)
+    code, out, _ = run_cli(
+        "sql",
+        "SELECT count(*) AS n, count(*) FILTER (WHERE correct) AS correct FROM verdicts",
+        "--format",
+        "json",
+        store=db,
+    )
     assert json.loads(out) == [{"n": 500, "correct": expected_correct}]
 
 
@@ -98,7 +110,10 @@ def test_gsm8k_solutions_preset_names_each_model(store, shared_data):
     path = shared_data / "gsm8k" / "example_model_solutions.jsonl"
     run_import(store, ImportConfig(path=str(path), preset="gsm8k-solutions"))
     teachers = dict(store.fetchall("SELECT teacher, count(*) FROM traces GROUP BY 1"))
-    assert teachers == {f"gpt3-{c}": 1319 for c in ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]}
+    assert teachers == {
+        f"gpt3-{c}": 1319
+        for c in ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]
+    }
     both = store.scalar(
         """SELECT count(*) FROM (SELECT prompt_id FROM v_traces GROUP BY 1
            HAVING bool_or(correct) AND bool_or(NOT correct))"""
@@ -109,14 +124,25 @@ def test_gsm8k_solutions_preset_names_each_model(store, shared_data):
 
 @pytest.mark.realdata
 def test_prompts_only_files_and_presets(store, shared_data):
-    r = run_import(store, ImportConfig(path=str(shared_data / "math500" / "test.jsonl"), preset="math", split="test"))
+    r = run_import(
+        store,
+        ImportConfig(path=str(shared_data / "math500" / "test.jsonl"), preset="math", split="test"),
+    )
     assert r["prompts_added"] == 500 and r.counts.get("traces_added", 0) == 0
-    r = run_import(store, ImportConfig(path=str(shared_data / "gsm8k" / "test.jsonl"), preset="gsm8k", split="test"))
+    r = run_import(
+        store,
+        ImportConfig(path=str(shared_data / "gsm8k" / "test.jsonl"), preset="gsm8k", split="test"),
+    )
     assert r["prompts_added"] == 1319
     ref = store.scalar("SELECT reference_answer FROM prompts WHERE problem LIKE 'Janet%ducks%'")
     assert ref == "18"
     # a JSON array with numeric answers (AMC: 27.0)
-    r = run_import(store, ImportConfig(path=str(shared_data / "competition" / "deepscaler" / "test_amc.json"), source="amc"))
+    r = run_import(
+        store,
+        ImportConfig(
+            path=str(shared_data / "competition" / "deepscaler" / "test_amc.json"), source="amc"
+        ),
+    )
     assert r["prompts_added"] > 0
     assert store.count("traces") == 0
 
@@ -127,7 +153,9 @@ def test_garbled_file_is_refused_with_file_and_line(tmp_path, shared_data):
     lines = src.read_bytes().splitlines(keepends=True)[:40]
     bad = tmp_path / "garbled.jsonl"
     # line 31 truncated mid-record (as a partial download would leave it)
-    bad.write_bytes(b"".join(lines[:30]) + lines[30][: len(lines[30]) // 2] + b"\n" + b"".join(lines[31:]))
+    bad.write_bytes(
+        b"".join(lines[:30]) + lines[30][: len(lines[30]) // 2] + b"\n" + b"".join(lines[31:])
+    )
     db = tmp_path / "t.duckdb"
     store = Store(db)
     run_import(store, ImportConfig(path=str(shared_data / "math500" / "test.jsonl"), preset="math"))
@@ -145,7 +173,9 @@ def test_garbled_file_is_refused_with_file_and_line(tmp_path, shared_data):
     assert code == 0 and "skipped 1 malformed record" in out
     store = Store(db)
     assert store.count("traces") == 39
-    counts = json.loads(store.scalar("SELECT counts FROM runs WHERE status = 'ok' ORDER BY started_at DESC LIMIT 1"))
+    counts = json.loads(
+        store.scalar("SELECT counts FROM runs WHERE status = 'ok' ORDER BY started_at DESC LIMIT 1")
+    )
     assert counts["counts"]["skipped_bad"] == 1
     store.close()
 
@@ -153,13 +183,19 @@ def test_garbled_file_is_refused_with_file_and_line(tmp_path, shared_data):
 def test_bad_records_name_the_field(tmp_path, store):
     f = tmp_path / "x.jsonl"
     f.write_text(
-        json.dumps({"q": "ok problem", "out": ["a", "b"], "ok": [True, False]}) + "\n"
-        + json.dumps({"q": "second", "out": ["a", "b"], "ok": [True]}) + "\n"
+        json.dumps({"q": "ok problem", "out": ["a", "b"], "ok": [True, False]})
+        + "\n"
+        + json.dumps({"q": "second", "out": ["a", "b"], "ok": [True]})
+        + "\n"
     )
     cfg = ImportConfig(path=str(f), map={"problem": "q", "completion": "out", "label": "ok"})
     with pytest.raises(InputError) as e:
         run_import(store, cfg)
-    assert e.value.line == 2 and e.value.field == "label" and "has 1 values but completion has 2" in str(e.value)
+    assert (
+        e.value.line == 2
+        and e.value.field == "label"
+        and "has 1 values but completion has 2" in str(e.value)
+    )
     assert _counts(store) == {"prompts": 0, "traces": 0, "verdicts": 0}
     f.write_bytes(b'{"q": "caf\xe9"}\n')
     with pytest.raises(InputError, match=r"x.jsonl:1: not valid UTF-8"):
@@ -230,30 +266,44 @@ def test_openr1_preset_on_parquet(tmp_path, store):
     )
     assert rows[0]["teacher"] == "deepseek-ai/DeepSeek-R1"
     assert rows[0]["finish_reason"] == "stop" and rows[1]["finish_reason"] == "length"
-    assert rows[0]["answer_text"] == "The sum is \\boxed{55}." and rows[0]["reasoning"].startswith("Pair terms")
+    assert rows[0]["answer_text"] == "The sum is \\boxed{55}." and rows[0]["reasoning"].startswith(
+        "Pair terms"
+    )
     assert rows[1]["answer_text"] == "" and rows[1]["correct"] is False  # unclosed think block
-    assert rows[0]["source_ref"] == "a1b2c3d4-0000-5000-8000-000000000001" and rows[0]["reference_answer"] == "55"
+    assert (
+        rows[0]["source_ref"] == "a1b2c3d4-0000-5000-8000-000000000001"
+        and rows[0]["reference_answer"] == "55"
+    )
 
 
 def test_hf_save_to_disk_folder_and_sharegpt(tmp_path, store):
     import datasets
 
-    ds = datasets.Dataset.from_list([
-        {"conversations": [
-            {"from": "human", "value": "What is 2+3?"},
-            {"from": "gpt", "value": "<think>2 plus 3 is 5</think>The answer is 5."},
-        ]},
-        {"conversations": [{"from": "human", "value": "Only a prompt here."}]},
-    ])
+    ds = datasets.Dataset.from_list(
+        [
+            {
+                "conversations": [
+                    {"from": "human", "value": "What is 2+3?"},
+                    {"from": "gpt", "value": "<think>2 plus 3 is 5</think>The answer is 5."},
+                ]
+            },
+            {"conversations": [{"from": "human", "value": "Only a prompt here."}]},
+        ]
+    )
     folder = tmp_path / "sg"
     ds.save_to_disk(str(folder))
     r = run_import(store, ImportConfig(path=str(folder), preset="sharegpt", teacher="m"))
     assert (r["prompts_added"], r["traces_added"]) == (2, 1)
-    assert store.fetchall("SELECT reasoning, answer_text FROM traces") == [("2 plus 3 is 5", "The answer is 5.")]
+    assert store.fetchall("SELECT reasoning, answer_text FROM traces") == [
+        ("2 plus 3 is 5", "The answer is 5.")
+    ]
 
 
 def _big_jsonl(tmp_path: Path, shared_data: Path, n: int) -> Path:
-    src = [json.loads(line) for line in (shared_data / "longcot" / "math500__Sky-T1-math-correct-5K-27B.jsonl").open()]
+    src = [
+        json.loads(line)
+        for line in (shared_data / "longcot" / "math500__Sky-T1-math-correct-5K-27B.jsonl").open()
+    ]
     out = tmp_path / "big.jsonl"
     with out.open("w") as f:
         for i in range(n):
@@ -269,12 +319,19 @@ def test_kill_9_midway_then_rerun_equals_clean_import(tmp_path, shared_data):
     maps = sum((["--map", f"{k}={v}"] for k, v in LONGCOT_MAP.items()), [])
     tk = str(Path(sys.executable).parent / "tracekit")
     killed_db = tmp_path / "killed.duckdb"
-    proc = subprocess.Popen([tk, "import", str(big), *maps, "--batch-size", "100", "--store", str(killed_db), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [tk, "import", str(big), *maps, "--batch-size", "100", "--store", str(killed_db), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wal = Path(str(killed_db) + ".wal")
     deadline = time.time() + 120
     # wait for committed batches (the WAL grows with each commit), then kill without warning
-    while time.time() < deadline and proc.poll() is None and (not wal.exists() or wal.stat().st_size < 1_000_000):
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and (not wal.exists() or wal.stat().st_size < 1_000_000)
+    ):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -291,6 +348,7 @@ def test_kill_9_midway_then_rerun_equals_clean_import(tmp_path, shared_data):
     assert _counts(a) == _counts(b) == {"prompts": 1500, "traces": 1500, "verdicts": 1500}
     assert a.scalar("SELECT count(*) - count(DISTINCT trace_id) FROM traces") == 0
     assert sorted(r[0] for r in a.fetchall("SELECT trace_id FROM traces")) == sorted(
-        r[0] for r in b.fetchall("SELECT trace_id FROM traces"))
+        r[0] for r in b.fetchall("SELECT trace_id FROM traces")
+    )
     a.close()
     b.close()

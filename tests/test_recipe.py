@@ -106,12 +106,18 @@ def test_killed_recipe_resumes_to_the_same_counts(tmp_path, tiny_model_dir):
 
     def recipe(out: Path) -> Path:
         p = tmp_path / f"{out.name}.yaml"
-        p.write_text(SMALL.replace("OUT", str(out)).replace("n: 6}", "n: 6}").replace('max_tokens: 8', 'max_tokens: 24'))
+        p.write_text(
+            SMALL.replace("OUT", str(out))
+            .replace("n: 6}", "n: 6}")
+            .replace("max_tokens: 8", "max_tokens: 24")
+        )
         return p
 
     killed = recipe(tmp_path / "killed")
     args = ["--set", f"teacher=hf:{tiny_model_dir}", "--set", "n=40", "--quiet"]
-    proc = subprocess.Popen([tk, "run", str(killed), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [tk, "run", str(killed), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wal = tmp_path / "killed" / "t.duckdb.wal"
     deadline = time.time() + 240
     # wait until collect has committed some batches (the WAL grows past the problems step)

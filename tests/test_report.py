@@ -31,8 +31,25 @@ class _Sections(HTMLParser):
 
 @pytest.mark.realdata
 def test_report_renders_every_section_with_decodable_plots(store, shared_data, tmp_path):
-    run_import(store, ImportConfig(path=str(shared_data / "gsm8k" / "example_model_solutions.jsonl"), preset="gsm8k-solutions"))
-    store.insert_rows("flags", [{"flag_id": "f1", "prompt_id": "p", "trace_id": None, "flag": "decontam:gsm8k", "detail": "x"}])
+    run_import(
+        store,
+        ImportConfig(
+            path=str(shared_data / "gsm8k" / "example_model_solutions.jsonl"),
+            preset="gsm8k-solutions",
+        ),
+    )
+    store.insert_rows(
+        "flags",
+        [
+            {
+                "flag_id": "f1",
+                "prompt_id": "p",
+                "trace_id": None,
+                "flag": "decontam:gsm8k",
+                "detail": "x",
+            }
+        ],
+    )
     result = run_report(store, ReportConfig(output=str(tmp_path / "r.html")))
     doc = (tmp_path / "r.html").read_text()
     parser = _Sections()

@@ -17,8 +17,20 @@ from tracekit.store.schema import SCHEMA_VERSION
 def test_new_store_has_schema_and_views(store):
     assert store.schema_version() == SCHEMA_VERSION
     tables = {r[0] for r in store.fetchall("SELECT table_name FROM information_schema.tables")}
-    for t in ["runs", "prompts", "traces", "verdicts", "scores", "flags", "sentences", "datasets",
-              "dataset_rows", "v_traces", "v_prompt_stats", "v_teachers"]:
+    for t in [
+        "runs",
+        "prompts",
+        "traces",
+        "verdicts",
+        "scores",
+        "flags",
+        "sentences",
+        "datasets",
+        "dataset_rows",
+        "v_traces",
+        "v_prompt_stats",
+        "v_teachers",
+    ]:
         assert t in tables
 
 
@@ -70,7 +82,9 @@ def test_runs_record_status_config_and_counts(store):
     assert run.result.status == "ok" and run.result["done"] == 3
     with pytest.raises(ValueError), store.run("demo", {"samples": 4}) as run2:
         raise ValueError("bad thing")
-    rows = store.dicts("SELECT run_id, status, config, counts, error, code_version FROM runs ORDER BY started_at")
+    rows = store.dicts(
+        "SELECT run_id, status, config, counts, error, code_version FROM runs ORDER BY started_at"
+    )
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert '"samples": 4' in rows[0]["config"] and '"done": 3' in rows[0]["counts"]
     assert "bad thing" in rows[1]["error"] and rows[1]["run_id"] == run2.run_id
@@ -79,23 +93,37 @@ def test_runs_record_status_config_and_counts(store):
 
 def test_views_compute_pass_rates(store):
     store.insert_rows("prompts", [{"prompt_id": "p", "problem": "x"}])
-    store.insert_rows("traces", [
-        {"trace_id": f"t{i}", "prompt_id": "p", "teacher": "T", "text": "abc", "origin": "imported"}
-        for i in range(4)
-    ])
-    store.insert_rows("verdicts", [
-        {"trace_id": "t0", "verifier": "math", "correct": True, "status": "ok"},
-        {"trace_id": "t1", "verifier": "math", "correct": False, "status": "ok"},
-        {"trace_id": "t2", "verifier": "math", "correct": True, "status": "ok"},
-        # math outranks the dataset's own label when both exist
-        {"trace_id": "t2", "verifier": "source", "correct": False, "status": "ok"},
-    ])
+    store.insert_rows(
+        "traces",
+        [
+            {
+                "trace_id": f"t{i}",
+                "prompt_id": "p",
+                "teacher": "T",
+                "text": "abc",
+                "origin": "imported",
+            }
+            for i in range(4)
+        ],
+    )
+    store.insert_rows(
+        "verdicts",
+        [
+            {"trace_id": "t0", "verifier": "math", "correct": True, "status": "ok"},
+            {"trace_id": "t1", "verifier": "math", "correct": False, "status": "ok"},
+            {"trace_id": "t2", "verifier": "math", "correct": True, "status": "ok"},
+            # math outranks the dataset's own label when both exist
+            {"trace_id": "t2", "verifier": "source", "correct": False, "status": "ok"},
+        ],
+    )
     (row,) = store.dicts("SELECT * FROM v_prompt_stats")
     assert (row["samples"], row["verified"], row["positives"], row["negatives"]) == (4, 3, 2, 1)
     assert row["pass_rate"] == pytest.approx(2 / 3)
     (t,) = store.dicts("SELECT accuracy, traces FROM v_teachers")
     assert t["traces"] == 4 and t["accuracy"] == pytest.approx(2 / 3)
-    verifiers = dict(store.fetchall("SELECT trace_id, verifier FROM v_traces WHERE correct IS NOT NULL"))
+    verifiers = dict(
+        store.fetchall("SELECT trace_id, verifier FROM v_traces WHERE correct IS NOT NULL")
+    )
     assert verifiers["t2"] == "math"
 
 
@@ -103,14 +131,20 @@ def test_second_writer_gets_a_clear_lock_error(tmp_path):
     path = tmp_path / "locked.duckdb"
     Store(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from tracekit.store import Store
             s = Store({str(path)!r})
             print("ready", flush=True)
             sys.stdin.readline()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ready"

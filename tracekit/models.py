@@ -93,7 +93,13 @@ def ensure_default_model(quiet: bool = False) -> Path:
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "tracekit.json").write_text(
-            json.dumps({"name": DEFAULT_MODEL_NAME, "source": str(src.name), "license": DEFAULT_MODEL_LICENSE})
+            json.dumps(
+                {
+                    "name": DEFAULT_MODEL_NAME,
+                    "source": str(src.name),
+                    "license": DEFAULT_MODEL_LICENSE,
+                }
+            )
         )
         if target.exists():  # a half-written folder from a killed conversion
             import shutil
@@ -125,7 +131,9 @@ class ModelSpec:
 def parse_spec(spec: str) -> ModelSpec:
     spec = spec.strip()
     if not spec:
-        raise ConfigError("empty model spec (use `default`, hf:PATH_OR_ID, openai:MODEL@URL, vllm:ID)")
+        raise ConfigError(
+            "empty model spec (use `default`, hf:PATH_OR_ID, openai:MODEL@URL, vllm:ID)"
+        )
     if spec == "default":
         return ModelSpec("hf", str(default_model_dir()), raw="default")
     if spec.startswith("hf:"):
@@ -164,7 +172,9 @@ def load_causal_lm(
 
     ms = parse_spec(spec) if isinstance(spec, str) else spec
     if ms.backend != "hf":
-        raise ConfigError(f"{ms.raw!r} is not a local transformers model (hf:PATH_OR_ID or default)")
+        raise ConfigError(
+            f"{ms.raw!r} is not a local transformers model (hf:PATH_OR_ID or default)"
+        )
     path = resolve_local_path(ms)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype is None:
@@ -173,8 +183,14 @@ def load_causal_lm(
         if is_adapter_dir(path):
             from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=dtype, is_trainable=trainable)
-            tok_src = path if (Path(path) / "tokenizer_config.json").exists() else model.peft_config["default"].base_model_name_or_path
+            model = AutoPeftModelForCausalLM.from_pretrained(
+                path, dtype=dtype, is_trainable=trainable
+            )
+            tok_src = (
+                path
+                if (Path(path) / "tokenizer_config.json").exists()
+                else model.peft_config["default"].base_model_name_or_path
+            )
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
             tok_src = path
@@ -202,7 +218,12 @@ def model_revision(spec: str | ModelSpec) -> str | None:
     import hashlib
 
     h = hashlib.blake2b(digest_size=8)
-    for name in ("config.json", "adapter_config.json", "model.safetensors", "adapter_model.safetensors"):
+    for name in (
+        "config.json",
+        "adapter_config.json",
+        "model.safetensors",
+        "adapter_model.safetensors",
+    ):
         f = path / name
         if f.exists():
             st = f.stat()

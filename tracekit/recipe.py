@@ -81,7 +81,9 @@ class Recipe:
         names = [s.name for s in self.steps]
         for n in (from_step, until_step):
             if n is not None and n not in names:
-                raise ConfigError(f"no step {n!r} in recipe {self.name} (steps: {', '.join(names)})")
+                raise ConfigError(
+                    f"no step {n!r} in recipe {self.name} (steps: {', '.join(names)})"
+                )
         i = names.index(from_step) if from_step else 0
         j = names.index(until_step) + 1 if until_step else len(names)
         return self.steps[i:j]
@@ -108,12 +110,16 @@ def _substitute(value: Any, variables: dict[str, Any], where: str) -> Any:
         m = _VAR.fullmatch(value.strip())
         if m:
             if m.group(1) not in variables:
-                raise ConfigError(f"{where}: undefined variable ${{{m.group(1)}}} (define it in vars or --set)")
+                raise ConfigError(
+                    f"{where}: undefined variable ${{{m.group(1)}}} (define it in vars or --set)"
+                )
             return _substitute(variables[m.group(1)], variables, where)
 
         def repl(mm: re.Match[str]) -> str:
             if mm.group(1) not in variables:
-                raise ConfigError(f"{where}: undefined variable ${{{mm.group(1)}}} (define it in vars or --set)")
+                raise ConfigError(
+                    f"{where}: undefined variable ${{{mm.group(1)}}} (define it in vars or --set)"
+                )
             return str(_substitute(variables[mm.group(1)], variables, where))
 
         return _VAR.sub(repl, value)
@@ -130,13 +136,19 @@ def find_recipe(path_or_name: str) -> Path:
         return p
     from importlib.resources import files
 
-    candidate = files("tracekit.recipes") / (path_or_name if path_or_name.endswith(".yaml") else path_or_name + ".yaml")
+    candidate = files("tracekit.recipes") / (
+        path_or_name if path_or_name.endswith(".yaml") else path_or_name + ".yaml"
+    )
     if candidate.is_file():
         return Path(str(candidate))
-    raise ConfigError(f"no recipe {path_or_name!r} (a YAML file, or a shipped name such as quickstart)")
+    raise ConfigError(
+        f"no recipe {path_or_name!r} (a YAML file, or a shipped name such as quickstart)"
+    )
 
 
-def load_recipe(path_or_name: str, sets: dict[str, Any] | None = None, store: str | None = None) -> Recipe:
+def load_recipe(
+    path_or_name: str, sets: dict[str, Any] | None = None, store: str | None = None
+) -> Recipe:
     path = find_recipe(path_or_name)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -150,7 +162,9 @@ def load_recipe(path_or_name: str, sets: dict[str, Any] | None = None, store: st
     variables = {"recipe_dir": str(path.parent), **spec.vars}
     unknown = sorted(set(sets or {}) - set(variables))
     if unknown:
-        raise ConfigError(f"--set {unknown[0]}: not a variable of {spec.name} (has: {', '.join(sorted(spec.vars))})")
+        raise ConfigError(
+            f"--set {unknown[0]}: not a variable of {spec.name} (has: {', '.join(sorted(spec.vars))})"
+        )
     variables.update(sets or {})
     if store:
         variables["store"] = store
@@ -162,7 +176,9 @@ def load_recipe(path_or_name: str, sets: dict[str, Any] | None = None, store: st
             raise ConfigError(f"{where}: duplicate step name")
         names.add(s.name)
         if s.stage not in REGISTRY:
-            raise ConfigError(f"{where}: unknown stage {s.stage!r} (known: {', '.join(sorted(REGISTRY))})")
+            raise ConfigError(
+                f"{where}: unknown stage {s.stage!r} (known: {', '.join(sorted(REGISTRY))})"
+            )
         cfg_cls, _ = stage(s.stage)
         values = _substitute(s.with_, variables, where)
         try:
@@ -224,19 +240,33 @@ def run_recipe(
                 result: RunResult = fn(store, step.config)
                 with store.run(
                     "recipe-step",
-                    {"recipe": recipe.name, "step": step.name, "stage": step.stage,
-                     "config_hash": step.config_hash, "run_id": result.run_id},
+                    {
+                        "recipe": recipe.name,
+                        "step": step.name,
+                        "stage": step.stage,
+                        "config_hash": step.config_hash,
+                        "run_id": result.run_id,
+                    },
                 ) as r:
                     r.counts.update(result.counts)
         except (TracekitError, Exception) as e:
-            outcomes.append(StepOutcome(step.name, step.stage, "failed", time.perf_counter() - t0, error=str(e)))
+            outcomes.append(
+                StepOutcome(step.name, step.stage, "failed", time.perf_counter() - t0, error=str(e))
+            )
             msg = (
                 f"step '{step.name}' ({step.stage}) failed: {e}\n"
                 f"resume with: tracekit run {recipe.path} --from {step.name}"
             )
             raise RecipeFailed(msg, outcomes) from e
         outcomes.append(
-            StepOutcome(step.name, step.stage, "ok", time.perf_counter() - t0, dict(result.counts), result.run_id)
+            StepOutcome(
+                step.name,
+                step.stage,
+                "ok",
+                time.perf_counter() - t0,
+                dict(result.counts),
+                result.run_id,
+            )
         )
         if on_step:
             on_step(step, "done")
@@ -254,7 +284,9 @@ PROMPT_STAGES = ("problems", "import")
 GENERATION_STAGES = ("collect", "eval")
 
 
-def plan(recipe: Recipe, from_step: str | None = None, until_step: str | None = None) -> list[dict[str, Any]]:
+def plan(
+    recipe: Recipe, from_step: str | None = None, until_step: str | None = None
+) -> list[dict[str, Any]]:
     """What each step would do. Prompt-producing steps are run against a scratch copy of the
     store so that the generation estimates (prompts x samples x teachers) are exact counts."""
     rows: list[dict[str, Any]] = []
@@ -301,8 +333,8 @@ def _estimate_generation(store: Store, step: Step) -> dict[str, Any]:
         teachers = len(cfg.teachers)
         samples = cfg.samples
     else:  # eval: the benchmark files' records
-        from tracekit.evaluate.benchmarks import resolve_benchmark
         from tracekit.collect.importers.sources import iter_records
+        from tracekit.evaluate.benchmarks import resolve_benchmark
 
         n = 0
         for b in cfg.benchmarks:

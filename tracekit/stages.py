@@ -7,7 +7,8 @@ whose optional dependency is missing fails only when used.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -16,7 +17,10 @@ from tracekit.errors import ConfigError
 # name -> ("module:ConfigClass", "module:run_function"); run_function(store, cfg) -> RunResult
 REGISTRY: dict[str, tuple[str, str]] = {
     "report": ("tracekit.report.html:ReportConfig", "tracekit.report.html:run_report"),
-    "problems": ("tracekit.collect.problems:ProblemsConfig", "tracekit.collect.problems:run_problems"),
+    "problems": (
+        "tracekit.collect.problems:ProblemsConfig",
+        "tracekit.collect.problems:run_problems",
+    ),
     "import": ("tracekit.collect.importers:ImportConfig", "tracekit.collect.importers:run_import"),
     "verify": ("tracekit.verify:VerifyConfig", "tracekit.verify:run_verify"),
     "collect": ("tracekit.collect.collect:CollectConfig", "tracekit.collect.collect:run_collect"),
@@ -30,14 +34,29 @@ REGISTRY: dict[str, tuple[str, str]] = {
     ),
     "eval": ("tracekit.evaluate.eval:EvalConfig", "tracekit.evaluate.eval:run_eval"),
     "select.sft": ("tracekit.select.sft:SelectSFTConfig", "tracekit.select.sft:run_select_sft"),
-    "select.pairs": ("tracekit.select.pairs:SelectPairsConfig", "tracekit.select.pairs:run_select_pairs"),
+    "select.pairs": (
+        "tracekit.select.pairs:SelectPairsConfig",
+        "tracekit.select.pairs:run_select_pairs",
+    ),
     "publish": ("tracekit.publish.publish:PublishConfig", "tracekit.publish.publish:run_publish"),
-    "score.perplexity": ("tracekit.score.perplexity:PerplexityConfig", "tracekit.score.perplexity:run_perplexity"),
-    "provenance": ("tracekit.score.provenance:ProvenanceConfig", "tracekit.score.provenance:run_provenance"),
+    "score.perplexity": (
+        "tracekit.score.perplexity:PerplexityConfig",
+        "tracekit.score.perplexity:run_perplexity",
+    ),
+    "provenance": (
+        "tracekit.score.provenance:ProvenanceConfig",
+        "tracekit.score.provenance:run_provenance",
+    ),
     "score.length": ("tracekit.score.length:LengthConfig", "tracekit.score.length:run_length"),
     "score.dedup": ("tracekit.score.dedup:DedupConfig", "tracekit.score.dedup:run_dedup"),
-    "score.decontam": ("tracekit.score.decontam:DecontamConfig", "tracekit.score.decontam:run_decontam"),
-    "score.behaviors": ("tracekit.score.behaviors:BehaviorsConfig", "tracekit.score.behaviors:run_behaviors"),
+    "score.decontam": (
+        "tracekit.score.decontam:DecontamConfig",
+        "tracekit.score.decontam:run_decontam",
+    ),
+    "score.behaviors": (
+        "tracekit.score.behaviors:BehaviorsConfig",
+        "tracekit.score.behaviors:run_behaviors",
+    ),
     "score.safety": ("tracekit.score.safety:SafetyConfig", "tracekit.score.safety:run_safety"),
 }
 

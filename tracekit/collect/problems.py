@@ -15,7 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from tracekit.store import RunResult, Store
 from tracekit.store.ids import prompt_id
 
-NAMES = ["Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Lena", "Omar"]
+NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Dan",
+    "Emma",
+    "Finn",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jack",
+    "Lena",
+    "Omar",
+]
 ITEMS = ["apples", "pencils", "stickers", "marbles", "books", "cookies", "cards", "shells"]
 
 
@@ -96,7 +109,9 @@ class ProblemsConfig(BaseModel):
 
     n: int = Field(40, ge=1, description="how many problems")
     seed: int = 0
-    eval_fraction: float = Field(0.25, ge=0, lt=1, description="share of problems in the eval split")
+    eval_fraction: float = Field(
+        0.25, ge=0, lt=1, description="share of problems in the eval split"
+    )
     kinds: list[str] | None = Field(None, description=f"subset of {sorted(KINDS)}")
     source: str = "tracekit-arith"
     export_eval: str | None = Field(
@@ -138,5 +153,8 @@ def run_problems(store: Store, cfg: ProblemsConfig) -> RunResult:
             with out.open("w") as f:
                 for r in rows:
                     if r["split"] == "eval":
-                        f.write(json.dumps({"problem": r["problem"], "answer": r["reference_answer"]}) + "\n")
+                        f.write(
+                            json.dumps({"problem": r["problem"], "answer": r["reference_answer"]})
+                            + "\n"
+                        )
     return run.result

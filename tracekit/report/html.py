@@ -18,7 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tracekit.store import RunResult, Store
 
-SECTIONS = ["overview", "funnel", "teachers", "pass-rate", "flags", "datasets", "training", "eval", "provenance"]
+SECTIONS = [
+    "overview",
+    "funnel",
+    "teachers",
+    "pass-rate",
+    "flags",
+    "datasets",
+    "training",
+    "eval",
+    "provenance",
+]
 
 
 class ReportConfig(BaseModel):
@@ -59,7 +69,11 @@ def _table(rows: list[dict[str, Any]], max_rows: int = 50) -> str:
                 v = json.dumps(v, default=str)
             cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    more = f"<p class='empty'>{len(rows) - max_rows} more rows not shown</p>" if len(rows) > max_rows else ""
+    more = (
+        f"<p class='empty'>{len(rows) - max_rows} more rows not shown</p>"
+        if len(rows) > max_rows
+        else ""
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
 
@@ -82,8 +96,19 @@ def _counts(raw: str | None) -> dict[str, Any]:
 
 # ---- sections -----------------------------------------------------------------------------------
 def overview(store: Store) -> str:
-    rows = [{"table": t, "rows": store.count(t)} for t in
-            ("prompts", "traces", "verdicts", "scores", "flags", "sentences", "datasets", "runs")]
+    rows = [
+        {"table": t, "rows": store.count(t)}
+        for t in (
+            "prompts",
+            "traces",
+            "verdicts",
+            "scores",
+            "flags",
+            "sentences",
+            "datasets",
+            "runs",
+        )
+    ]
     return _table(rows)
 
 
@@ -122,8 +147,14 @@ def teachers(store: Store) -> str:
     a1.barh(labels, [r["accuracy"] or 0 for r in rows], color="#1f77b4")
     a1.set_xlim(0, 1)
     a1.set_xlabel("accuracy (verified traces)")
-    lengths = store.dicts("SELECT teacher, origin, list(length(text)) AS l FROM traces GROUP BY ALL ORDER BY origin, teacher")
-    a2.boxplot([r["l"] for r in lengths], orientation="horizontal", tick_labels=[f"{r['teacher'][-28:]}" for r in lengths])
+    lengths = store.dicts(
+        "SELECT teacher, origin, list(length(text)) AS l FROM traces GROUP BY ALL ORDER BY origin, teacher"
+    )
+    a2.boxplot(
+        [r["l"] for r in lengths],
+        orientation="horizontal",
+        tick_labels=[f"{r['teacher'][-28:]}" for r in lengths],
+    )
     a2.set_xlabel("trace length (characters)")
     fig.tight_layout()
     return _table(rows) + _img(_png(fig), "accuracy and length per teacher")
@@ -175,12 +206,16 @@ def flags(store: Store) -> str:
 
 
 def datasets(store: Store) -> str:
-    rows = store.dicts("SELECT name, kind, rows, fingerprint, selection, created_at FROM datasets ORDER BY created_at")
+    rows = store.dicts(
+        "SELECT name, kind, rows, fingerprint, selection, created_at FROM datasets ORDER BY created_at"
+    )
     out_rows = []
     for r in rows:
         sel = _counts(r.pop("selection"))
         fun = sel.get("funnel") or sel.get("counts") or {}
-        r["funnel"] = ", ".join(f"{k}={v}" for k, v in fun.items()) if isinstance(fun, dict) else str(fun)
+        r["funnel"] = (
+            ", ".join(f"{k}={v}" for k, v in fun.items()) if isinstance(fun, dict) else str(fun)
+        )
         out_rows.append(r)
     return _table(out_rows)
 
@@ -194,9 +229,15 @@ def training(store: Store) -> str:
     for r in runs:
         details = _counts(r["counts"])
         out = details.get("output")
-        row = {"run": r["run_id"], "stage": r["stage"], "dataset": details.get("dataset"),
-               "steps": details.get("global_step"), "first_loss": details.get("first_loss"),
-               "last_loss": details.get("last_loss"), "lr": details.get("learning_rate")}
+        row = {
+            "run": r["run_id"],
+            "stage": r["stage"],
+            "dataset": details.get("dataset"),
+            "steps": details.get("global_step"),
+            "first_loss": details.get("first_loss"),
+            "last_loss": details.get("last_loss"),
+            "lr": details.get("learning_rate"),
+        }
         parts.append(row)
         if out and (Path(out) / "trainer_log.jsonl").exists():
             steps, losses = [], []
@@ -213,7 +254,7 @@ def training(store: Store) -> str:
     if curves:
         plt = _plt()
         fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 2.8), squeeze=False)
-        for ax, (name, steps, losses) in zip(axes[0], curves):
+        for ax, (name, steps, losses) in zip(axes[0], curves, strict=False):
             ax.plot(steps, losses, marker=".")
             ax.set_title(name, fontsize=9)
             ax.set_xlabel("step")
@@ -224,23 +265,38 @@ def training(store: Store) -> str:
 
 
 def evals(store: Store) -> str:
-    runs = store.dicts("SELECT run_id, counts, started_at FROM runs WHERE stage = 'eval' AND status = 'ok' ORDER BY started_at")
+    runs = store.dicts(
+        "SELECT run_id, counts, started_at FROM runs WHERE stage = 'eval' AND status = 'ok' ORDER BY started_at"
+    )
     rows = []
     for r in runs:
         d = _counts(r["counts"])
         for bench, m in (d.get("benchmarks") or {}).items():
-            rows.append({
-                "run": r["run_id"], "model": d.get("student") or d.get("model"), "benchmark": bench,
-                "problems": m.get("problems"), "samples": m.get("samples"),
-                "pass@1": m.get("pass@1"), "stderr": m.get("pass@1_stderr", m.get("stderr")),
-                "mean_tokens": m.get("mean_tokens"), "truncation_rate": m.get("truncation_rate"),
-            })
+            rows.append(
+                {
+                    "run": r["run_id"],
+                    "model": d.get("student") or d.get("model"),
+                    "benchmark": bench,
+                    "problems": m.get("problems"),
+                    "samples": m.get("samples"),
+                    "pass@1": m.get("pass@1"),
+                    "stderr": m.get("pass@1_stderr", m.get("stderr")),
+                    "mean_tokens": m.get("mean_tokens"),
+                    "truncation_rate": m.get("truncation_rate"),
+                }
+            )
     if not rows:
         return "<p class='empty'>no evaluations</p>"
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 2.8))
     labels = [f"{(r['model'] or '')[-30:]}\n{r['benchmark']}" for r in rows]
-    ax.bar(labels, [r["pass@1"] or 0 for r in rows], yerr=[r["stderr"] or 0 for r in rows], capsize=4, color="#9467bd")
+    ax.bar(
+        labels,
+        [r["pass@1"] or 0 for r in rows],
+        yerr=[r["stderr"] or 0 for r in rows],
+        capsize=4,
+        color="#9467bd",
+    )
     ax.set_ylabel("pass@1 (± s.e.)")
     ax.set_ylim(0, 1)
     fig.tight_layout()
@@ -284,9 +340,11 @@ th{background:#f3f3f3}img{max-width:100%;display:block;margin:.5em 0}.empty{colo
 
 
 def render_report(store: Store, title: str = "tracekit report") -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-             f"<p>store <code>{html.escape(store.path.name)}</code></p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>store <code>{html.escape(store.path.name)}</code></p>"
+    ]
     for key in SECTIONS:
         heading, fn = _RENDERERS[key]
         try:

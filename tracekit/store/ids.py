@@ -50,7 +50,13 @@ def generated_trace_id(
     sample_index: int,
 ) -> str:
     return content_id(
-        "trace-gen", prompt_id, teacher, revision or "", sampling, seed if seed is not None else "", sample_index
+        "trace-gen",
+        prompt_id,
+        teacher,
+        revision or "",
+        sampling,
+        seed if seed is not None else "",
+        sample_index,
     )
 
 

@@ -21,7 +21,9 @@ def run_query(store: Store, query: str) -> tuple[list[str], list[tuple]]:
         cols = [d[0] for d in cur.description] if cur.description else []
         rows = cur.fetchall() if cols else []
     except duckdb.Error as e:
-        raise TracekitError(f"SQL error: {e}".splitlines()[0] if "\n" not in str(e)[:200] else f"SQL error: {e}") from None
+        raise TracekitError(
+            f"SQL error: {e}".splitlines()[0] if "\n" not in str(e)[:200] else f"SQL error: {e}"
+        ) from None
     return cols, rows
 
 
@@ -41,10 +43,24 @@ def format_rows(cols: list[str], rows: list[tuple], fmt: str) -> str:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(cols)
         for r in rows:
-            w.writerow(["" if v is None else (json.dumps(_jsonable(v)) if isinstance(v, (dict, list)) else v) for v in r])
+            w.writerow(
+                [
+                    ""
+                    if v is None
+                    else (json.dumps(_jsonable(v)) if isinstance(v, (dict, list)) else v)
+                    for v in r
+                ]
+            )
         return buf.getvalue()
     if fmt == "json":
-        return json.dumps([dict(zip(cols, map(_jsonable, r))) for r in rows], indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps(
+                [dict(zip(cols, map(_jsonable, r), strict=False)) for r in rows],
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     raise TracekitError(f"unknown format {fmt!r} (table, csv, json, parquet)")
 
 
@@ -54,13 +70,20 @@ def export_query(store: Store, query: str, output: str | Path, fmt: str | None =
 
     output = Path(output)
     fmt = fmt or output.suffix.lstrip(".").lower() or "parquet"
-    options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER", "json": "FORMAT json", "jsonl": "FORMAT json"}
+    options = {
+        "parquet": "FORMAT parquet",
+        "csv": "FORMAT csv, HEADER",
+        "json": "FORMAT json",
+        "jsonl": "FORMAT json",
+    }
     if fmt not in options:
         raise TracekitError(f"cannot export to {fmt!r} (parquet, csv, json, jsonl)")
     output.parent.mkdir(parents=True, exist_ok=True)
     q = query.strip().rstrip(";")
     try:
-        store.execute(f"COPY ({q}) TO '{str(output).replace(chr(39), chr(39) * 2)}' ({options[fmt]})").fetchall()
+        store.execute(
+            f"COPY ({q}) TO '{str(output).replace(chr(39), chr(39) * 2)}' ({options[fmt]})"
+        ).fetchall()
         n = store.execute(f"SELECT count(*) FROM ({q})").fetchall()[0][0]
     except duckdb.Error as e:
         raise TracekitError(f"SQL error: {e}") from None
@@ -100,7 +123,9 @@ def show_trace(store: Store, trace_id: str) -> dict[str, Any]:
     made it and every dataset row that uses it)."""
     rows = store.dicts("SELECT * FROM traces WHERE trace_id = ?", [trace_id])
     if not rows:
-        like = store.fetchall("SELECT trace_id FROM traces WHERE trace_id LIKE ? LIMIT 2", [trace_id + "%"])
+        like = store.fetchall(
+            "SELECT trace_id FROM traces WHERE trace_id LIKE ? LIMIT 2", [trace_id + "%"]
+        )
         if len(like) == 1:
             return show_trace(store, like[0][0])
         raise TracekitError(f"no trace {trace_id!r}" + (" (prefix is ambiguous)" if like else ""))
@@ -112,14 +137,22 @@ def show_trace(store: Store, trace_id: str) -> dict[str, Any]:
             "SELECT verifier, correct, status, extracted, detail, run_id FROM verdicts WHERE trace_id = ? ORDER BY verifier",
             [trace["trace_id"]],
         ),
-        "scores": store.dicts("SELECT name, value, run_id FROM scores WHERE trace_id = ? ORDER BY name", [trace["trace_id"]]),
+        "scores": store.dicts(
+            "SELECT name, value, run_id FROM scores WHERE trace_id = ? ORDER BY name",
+            [trace["trace_id"]],
+        ),
         "flags": store.dicts(
             "SELECT flag, detail, run_id FROM flags WHERE trace_id = ? OR (trace_id IS NULL AND prompt_id = ?) ORDER BY flag",
             [trace["trace_id"], trace["prompt_id"]],
         ),
-        "sentences": store.scalar("SELECT count(*) FROM sentences WHERE trace_id = ?", [trace["trace_id"]]),
+        "sentences": store.scalar(
+            "SELECT count(*) FROM sentences WHERE trace_id = ?", [trace["trace_id"]]
+        ),
         "lineage": {
-            "run": store.dicts("SELECT run_id, stage, status, started_at, code_version FROM runs WHERE run_id = ?", [trace["run_id"]]),
+            "run": store.dicts(
+                "SELECT run_id, stage, status, started_at, code_version FROM runs WHERE run_id = ?",
+                [trace["run_id"]],
+            ),
             "datasets": store.dicts(
                 """SELECT d.name, d.kind, r.row_idx, r.split, d.fingerprint
                    FROM dataset_rows r JOIN datasets d USING (dataset_id)

@@ -155,7 +155,7 @@ class Store:
     def dicts(self, query: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cur = self.execute(query, params)
         cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
 
     def arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
         rel = self.execute(query, params)
@@ -181,7 +181,9 @@ class Store:
             self.con.unregister(name)
         return self.count(table) - before
 
-    def insert_rows(self, table: str, rows: list[dict[str, Any]], *, ignore_existing: bool = True) -> int:
+    def insert_rows(
+        self, table: str, rows: list[dict[str, Any]], *, ignore_existing: bool = True
+    ) -> int:
         if not rows:
             return 0
         return self.insert_arrow(table, pa.Table.from_pylist(rows), ignore_existing=ignore_existing)

@@ -74,7 +74,10 @@ def split_select(source: str, text: str = "text", reasoning_field: str | None = 
     for k, (open_tag, close_tag) in enumerate(_MARKERS):
         pos.append(f"strpos({text}, {_sql_str(close_tag)}) AS _c{k}")
         pos.append(f"strpos({text}, {_sql_str(open_tag)}) AS _o{k}")
-    r_cases, a_cases = [f"WHEN {rf} IS NOT NULL THEN {rf}"], [f"WHEN {rf} IS NOT NULL THEN coalesce({text}, '')"]
+    r_cases, a_cases = (
+        [f"WHEN {rf} IS NOT NULL THEN {rf}"],
+        [f"WHEN {rf} IS NOT NULL THEN coalesce({text}, '')"],
+    )
     for k, (open_tag, close_tag) in enumerate(_MARKERS):
         start = f"(CASE WHEN _o{k} > 0 AND _o{k} < _c{k} THEN _o{k} + {len(open_tag)} ELSE 1 END)"
         r_cases.append(f"WHEN _c{k} > 0 THEN substr({text}, {start}, _c{k} - {start})")

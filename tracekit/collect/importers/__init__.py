@@ -26,7 +26,8 @@ from tracekit.collect.importers.sources import detect_format, iter_records
 from tracekit.errors import ConfigError, InputError
 from tracekit.progress import progress
 from tracekit.store import RunResult, Store
-from tracekit.store.ids import imported_trace_id, prompt_id as make_prompt_id
+from tracekit.store.ids import imported_trace_id
+from tracekit.store.ids import prompt_id as make_prompt_id
 from tracekit.text.reasoning import split_select
 
 __all__ = ["ImportConfig", "run_import", "PRESETS", "CANONICAL_FIELDS"]
@@ -37,12 +38,16 @@ class ImportConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="JSONL / JSON array / Parquet file, a save_to_disk folder, or an HF dataset id")
+    path: str = Field(
+        description="JSONL / JSON array / Parquet file, a save_to_disk folder, or an HF dataset id"
+    )
     format: Literal["auto", "jsonl", "json", "parquet", "hf", "hf-disk"] = "auto"
     preset: str | None = Field(None, description="openr1, gsm8k, gsm8k-solutions, math, sharegpt")
     map: dict[str, str] = Field(default_factory=dict, description="canonical field -> column path")
     teacher: str | None = Field(None, description="the model that wrote the completions")
-    source: str | None = Field(None, description="dataset name recorded on prompts (default: file name)")
+    source: str | None = Field(
+        None, description="dataset name recorded on prompts (default: file name)"
+    )
     split: str | None = Field(None, description="split recorded on prompts (train/test/...)")
     domain: str = "math"
     hf_split: str | None = Field(None, description="which split of an HF dataset to read")
@@ -75,7 +80,11 @@ class ImportConfig(BaseModel):
             return self.source
         if self.preset and PRESETS[self.preset].source and self.preset not in ("math", "gsm8k"):
             return PRESETS[self.preset].source  # type: ignore[return-value]
-        return Path(self.path.rstrip("/")).name.split(".")[0] if Path(self.path).exists() else self.path
+        return (
+            Path(self.path.rstrip("/")).name.split(".")[0]
+            if Path(self.path).exists()
+            else self.path
+        )
 
     def teacher_name(self) -> str:
         if self.teacher:
@@ -133,8 +142,10 @@ def run_import(store: Store, cfg: ImportConfig) -> RunResult:
                             record = preset.transform(record)
                         canon = canonicalize(record, column_map)
                     except (FieldError, InputError) as e:
-                        error = e if isinstance(e, InputError) else InputError(
-                            str(e), path=cfg.path, line=lineno, field=e.field
+                        error = (
+                            e
+                            if isinstance(e, InputError)
+                            else InputError(str(e), path=cfg.path, line=lineno, field=e.field)
                         )
                         if not cfg.skip_bad:
                             raise error from None
@@ -171,7 +182,15 @@ def _count_hint(path: str, fmt: str) -> int | None:
     return None
 
 
-def _add(batch: _Batch, c: Canonical, lineno: int, cfg: ImportConfig, source: str, teacher: str, run_id: str) -> None:
+def _add(
+    batch: _Batch,
+    c: Canonical,
+    lineno: int,
+    cfg: ImportConfig,
+    source: str,
+    teacher: str,
+    run_id: str,
+) -> None:
     pid = make_prompt_id(c.problem)
     ref = c.source_ref if c.source_ref is not None else str(lineno)
     if pid not in batch.prompts:

@@ -86,7 +86,7 @@ def get_path(record: dict[str, Any], path: str) -> Any:
 def resolve(record: dict[str, Any], spec: str, name: str, required: bool = False) -> Any:
     paths = [p.strip() for p in spec.split(",")] if "," in spec else [spec]
     values = [get_path(record, p) for p in paths]
-    for p, v in zip(paths, values):
+    for p, v in zip(paths, values, strict=False):
         if v is _MISSING:
             if required or len(paths) > 1:
                 raise FieldError(name, f"missing (mapped from '{p}')")
@@ -157,9 +157,13 @@ def canonicalize(record: dict[str, Any], column_map: dict[str, str]) -> Canonica
         raise FieldError("problem", "is empty")
     c = Canonical(problem=problem)
     if "reference" in column_map:
-        c.reference = as_text(resolve(record, column_map["reference"], "reference"), "reference", True)
+        c.reference = as_text(
+            resolve(record, column_map["reference"], "reference"), "reference", True
+        )
     if "completion" in column_map:
-        c.completions = as_text_list(resolve(record, column_map["completion"], "completion", True), "completion")
+        c.completions = as_text_list(
+            resolve(record, column_map["completion"], "completion", True), "completion"
+        )
         n = len(c.completions or [])
         for key, conv, attr in (
             ("label", as_bool, "labels"),

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracekit.collect.importers.mapping import FieldError, get_path, _MISSING
+from tracekit.collect.importers.mapping import _MISSING, FieldError, get_path
 
 
 @dataclass
@@ -41,7 +41,12 @@ def _gsm8k(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_GSM8K_SOLUTION_COLUMNS = ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]
+_GSM8K_SOLUTION_COLUMNS = [
+    "6b_finetuning",
+    "6b_verification",
+    "175b_finetuning",
+    "175b_verification",
+]
 
 
 def _gsm8k_solutions(rec: dict[str, Any]) -> dict[str, Any]:
@@ -119,8 +124,13 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "gsm8k-solutions",
             "GSM8K example_model_solutions: four labelled GPT-3 solutions per problem",
-            {"problem": "question", "reference": "_reference", "completion": "_completions",
-             "label": "_labels", "teacher": "_teachers"},
+            {
+                "problem": "question",
+                "reference": "_reference",
+                "completion": "_completions",
+                "label": "_labels",
+                "teacher": "_teachers",
+            },
             transform=_gsm8k_solutions,
             source="gsm8k-model-solutions",
         ),

@@ -32,7 +32,9 @@ def detect_format(path: str) -> str:
         return "json" if head.startswith(b"[") else "jsonl"
     if suffixes.endswith(".parquet"):
         return "parquet"
-    raise TracekitError(f"{path}: unknown format (use .jsonl, .json, .parquet, a folder or --format)")
+    raise TracekitError(
+        f"{path}: unknown format (use .jsonl, .json, .parquet, a folder or --format)"
+    )
 
 
 def iter_jsonl(path: str) -> Iterator[Record]:
@@ -43,15 +45,30 @@ def iter_jsonl(path: str) -> Iterator[Record]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield lineno, InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path, line=lineno)
+                yield (
+                    lineno,
+                    InputError(
+                        f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path, line=lineno
+                    ),
+                )
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                yield lineno, InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=path, line=lineno)
+                yield (
+                    lineno,
+                    InputError(
+                        f"invalid JSON ({e.msg} at column {e.colno})", path=path, line=lineno
+                    ),
+                )
                 continue
             if not isinstance(rec, dict):
-                yield lineno, InputError(f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno)
+                yield (
+                    lineno,
+                    InputError(
+                        f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno
+                    ),
+                )
                 continue
             yield lineno, rec
 
@@ -62,12 +79,17 @@ def iter_json_array(path: str) -> Iterator[Record]:
     except UnicodeDecodeError as e:
         raise InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path) from None
     except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON ({e.msg} at column {e.colno})", path=path, line=e.lineno) from None
+        raise InputError(
+            f"invalid JSON ({e.msg} at column {e.colno})", path=path, line=e.lineno
+        ) from None
     if not isinstance(data, list):
         raise InputError("expected a JSON array of objects", path=path)
     for i, rec in enumerate(data, start=1):
         if not isinstance(rec, dict):
-            yield i, InputError(f"element {i}: expected an object, got {type(rec).__name__}", path=path)
+            yield (
+                i,
+                InputError(f"element {i}: expected an object, got {type(rec).__name__}", path=path),
+            )
             continue
         yield i, rec
 
@@ -101,8 +123,7 @@ def iter_hf(path: str, fmt: str, split: str | None) -> Iterator[Record]:
         if key not in ds:
             raise TracekitError(f"{path}: no split {key!r} (has {', '.join(ds)})")
         ds = ds[key]
-    for i, rec in enumerate(ds, start=1):
-        yield i, rec
+    yield from enumerate(ds, start=1)
 
 
 def iter_records(path: str, fmt: str = "auto", hf_split: str | None = None) -> Iterator[Record]:
