@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -460,7 +461,10 @@ def _collect_teacher(
             f"--budget-usd needs a price for {t.name}: pass --price-in/--price-out (USD per 1M"
             " tokens) or add the model to the table named by TRACEKIT_PRICES"
         )
+    t0 = time.perf_counter()
     backend = make_backend(t.spec, cfg.backend_options())
+    # model loading is a fixed cost worth seeing apart from generation (and benchmarks exclude it)
+    run.details.setdefault("load_seconds", {})[t.name] = round(time.perf_counter() - t0, 3)
     writer = _Writer(store, run, cfg, t, backend, budget)
     sampling = cfg.sampling()
     total = t.n_pending
