@@ -186,6 +186,12 @@ def train_one(
         args = trainer_args(cfg, out, device)
         trainer = _builder(cfg.method)(model, tok, data.dataset, cfg, args, peft)
         trainer.add_callback(JsonlLogCallback(log_path))
+        from tracekit.progress import is_quiet
+
+        if is_quiet():  # the log is in trainer_log.jsonl; keep stdout for the result line
+            from transformers.trainer_callback import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
         for cb in callbacks or []:
             trainer.add_callback(cb)
         meta = {
