@@ -109,9 +109,7 @@ def collect(
 ) -> None:
     """Ask teachers to solve the store's prompts, N samples each; resumable, with lineage.
 
-    Re-running skips samples already stored; Ctrl-C stops after the requests in flight. Failed
-    requests go to the collect_errors table and are retried by the next run. The API key is read
-    from the environment and never stored.
+    Re-running skips samples already stored; Ctrl-C stops after the requests in flight. Failed requests go to the collect_errors table and are retried by the next run. The API key is read from the environment and never stored.
 
     Example: tracekit collect --teacher default --samples 2 --max-tokens 256 --where "split = 'test'" --limit 3
     """
