@@ -11,6 +11,11 @@ import sys
 
 import click
 import typer
+
+try:  # typer >= 0.20 ships its own copy of click: its exceptions are distinct classes
+    from typer._click import exceptions as _tclick
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _tclick = click.exceptions
 from pydantic import ValidationError
 from tracekit_cli import (  # noqa: F401  (each module registers its commands on import)
     collect_cmds,
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         app(args=argv, standalone_mode=False, prog_name="tracekit")
-    except click.exceptions.UsageError as e:
+    except (click.exceptions.UsageError, _tclick.UsageError) as e:
         e.show()
         return 2
     except click.exceptions.Exit as e:
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         err.print("[red]interrupted[/]")
         return 130
-    except click.exceptions.ClickException as e:
+    except (click.exceptions.ClickException, _tclick.ClickException) as e:
         e.show()
         return e.exit_code
     except ValidationError as e:

@@ -21,10 +21,15 @@ def run_query(store: Store, query: str) -> tuple[list[str], list[tuple]]:
         cols = [d[0] for d in cur.description] if cur.description else []
         rows = cur.fetchall() if cols else []
     except duckdb.Error as e:
-        raise TracekitError(
-            f"SQL error: {e}".splitlines()[0] if "\n" not in str(e)[:200] else f"SQL error: {e}"
-        ) from None
+        raise TracekitError(_one_line(e)) from None
     return cols, rows
+
+
+def _one_line(e: Exception) -> str:
+    """DuckDB errors carry a caret diagram on later lines; the CLI contract is one line."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    extra = next((ln for ln in lines[1:] if ln.startswith("LINE")), "")
+    return f"SQL error: {lines[0] if lines else e}" + (f" ({extra})" if extra else "")
 
 
 def _jsonable(v: Any) -> Any:
@@ -86,7 +91,7 @@ def export_query(store: Store, query: str, output: str | Path, fmt: str | None =
         ).fetchall()
         n = store.execute(f"SELECT count(*) FROM ({q})").fetchall()[0][0]
     except duckdb.Error as e:
-        raise TracekitError(f"SQL error: {e}") from None
+        raise TracekitError(_one_line(e)) from None
     return int(n)
 
 
