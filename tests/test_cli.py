@@ -13,8 +13,7 @@ def _commands(group=None, prefix=()):
     for name, sub in getattr(cmd, "commands", {}).items():
         yield (*prefix, name), sub
         if hasattr(sub, "commands"):
-            for path, s in _walk(sub, (*prefix, name)):
-                yield path, s
+            yield from _walk(sub, (*prefix, name))
 
 
 def _walk(cmd, prefix):
