@@ -35,6 +35,7 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0
         self.hold_until_in_flight = 0  # > 0: hold each request until this many are in flight
+        self.hold_total = 1 << 30  # ... or until this many have arrived in all (the last wave)
         self.cond = threading.Condition()
         fake = self
 
@@ -55,7 +56,11 @@ class FakeOpenAI:
                     fake.cond.notify_all()
                     if fake.hold_until_in_flight:
                         fake.cond.wait_for(
-                            lambda: fake.in_flight >= fake.hold_until_in_flight, timeout=10
+                            lambda: (
+                                fake.in_flight >= fake.hold_until_in_flight
+                                or len(fake.requests) >= fake.hold_total
+                            ),
+                            timeout=10,
                         )
                 try:
                     status, extra, payload = fake.behave(n_request, body, headers) or fake.complete(
@@ -78,7 +83,10 @@ class FakeOpenAI:
                 except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 64  # the default backlog of 5 would delay the 6th connect by ~1 s
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -268,10 +276,10 @@ def test_a_dead_server_stops_after_consecutive_failures(store: Store, fake: Fake
 
 
 def test_concurrency_8_means_8_requests_in_flight(store: Store, fake: FakeOpenAI) -> None:
-    fake.hold_until_in_flight = 8
+    fake.hold_until_in_flight, fake.hold_total = 8, 16
     add_prompts(store, 16)
     res = run_collect(store, cfg(fake, concurrency=8))
-    assert res["traces"] == 16
+    assert res["traces"] == 16 and res["retries"] == 0
     assert fake.max_in_flight == 8
 
 
