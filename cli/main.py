@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False, prog_name="tracekit")
+        rv = app(args=argv, standalone_mode=False, prog_name="tracekit")
     except (click.exceptions.UsageError, _tclick.UsageError) as e:
         e.show()
         return 2
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 1
-    return 0
+    # typer turns Ctrl-C into exit code 130 and returns it in non-standalone mode
+    return rv if isinstance(rv, int) else 0
 
 
 def _entry() -> None:

@@ -10,6 +10,9 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["TRACEKIT_QUIET"] = "1"
+# one torch thread per process: several tests run model subprocesses beside pytest itself, and
+# on 2 cores two spinning OpenMP pools each make generation 10x slower, not faster
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
