@@ -7,10 +7,13 @@ import pytest
 from tracekit.recipe import load_recipe, run_recipe
 from tracekit.store import Store
 
+# small enough for CI, large enough that the 135M model (seeded, so deterministic) produces a
+# prompt with both a correct and an incorrect untruncated answer, which REDI pairs need
 TINY = {
     "problems": 8,
-    "samples": 2,
-    "max_tokens": 48,
+    "kinds": ["add"],
+    "samples": 4,
+    "max_tokens": 96,
     "eval_samples": 1,
     "sft_steps": 1,
     "redi_steps": 1,
@@ -24,7 +27,7 @@ def test_quickstart_produces_every_artefact_and_a_rerun_does_no_work(tmp_path, d
     outcomes = run_recipe(recipe)
     assert all(o.status == "ok" for o in outcomes), [(o.step, o.status, o.error) for o in outcomes]
     by_step = {o.step: o for o in outcomes}
-    assert by_step["collect"].counts["traces"] == 6 * 2  # 8 problems, 2 held out, 2 samples each
+    assert by_step["collect"].counts["traces"] == 6 * 4  # 8 problems, 2 held out, 4 samples each
 
     # every artefact the recipe promises
     assert (out / "report.html").exists() and "Evaluation" in (out / "report.html").read_text()

@@ -113,14 +113,13 @@ def overview(store: Store) -> str:
 
 
 def funnel(store: Store) -> str:
-    """The last successful run of each stage with its counts, in the order the stages ran."""
+    """Every stage run in the order it ran, with its counts: what each step took in and let
+    through (eval runs show the collect/verify runs they drive as well)."""
     rows = store.dicts(
         """SELECT stage, run_id, status, round(epoch(finished_at) - epoch(started_at), 1) AS seconds, counts
-           FROM runs WHERE stage <> 'recipe-step'
-           QUALIFY row_number() OVER (PARTITION BY stage, json_extract_string(config, '$.output'),
-                                       json_extract_string(config, '$.model') ORDER BY started_at DESC) = 1
-           ORDER BY started_at"""
-    )
+           FROM runs WHERE stage NOT IN ('recipe-step', 'report')
+           ORDER BY started_at DESC LIMIT 60"""
+    )[::-1]
     for r in rows:
         c = _counts(r.pop("counts")).get("counts", {})
         r["counts"] = ", ".join(f"{k}={v}" for k, v in c.items())
@@ -323,7 +322,7 @@ def provenance(store: Store) -> str:
 
 _RENDERERS = {
     "overview": ("Store overview", overview),
-    "funnel": ("Funnel: every stage's last run", funnel),
+    "funnel": ("Funnel: every stage run, in order", funnel),
     "teachers": ("Accuracy and length per teacher", teachers),
     "pass-rate": ("Pass rate per prompt", pass_rate),
     "flags": ("Flags", flags),
