@@ -91,4 +91,4 @@ def _summary(recipe, outcomes, seconds: float) -> None:
         for name in ("report.html", "datasets", "student", "hub"):
             p = Path(str(base)) / name
             if p.exists():
-                out.print(f"{name:<8}{p}")
+                out.print(f"{name:<12} {p}")
