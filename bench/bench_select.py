@@ -30,7 +30,45 @@ from tracekit.select import sft as sft_mod  # noqa: E402
 from tracekit.select.formats import lit  # noqa: E402
 from tracekit.store import Store  # noqa: E402
 
-WORDS = ["so", "we", "need", "to", "find", "the", "value", "of", "x", "wait", "let", "me", "check", "that", "again", "the", "sum", "of", "the", "first", "n", "terms", "is", "therefore", "because", "alternatively", "we", "can", "verify", "this", "by", "substituting", "back", "hmm", "that", "gives", "us"]
+WORDS = [
+    "so",
+    "we",
+    "need",
+    "to",
+    "find",
+    "the",
+    "value",
+    "of",
+    "x",
+    "wait",
+    "let",
+    "me",
+    "check",
+    "that",
+    "again",
+    "the",
+    "sum",
+    "of",
+    "the",
+    "first",
+    "n",
+    "terms",
+    "is",
+    "therefore",
+    "because",
+    "alternatively",
+    "we",
+    "can",
+    "verify",
+    "this",
+    "by",
+    "substituting",
+    "back",
+    "hmm",
+    "that",
+    "gives",
+    "us",
+]
 
 
 def make_store(path: Path, n_traces: int) -> Store:
@@ -92,7 +130,9 @@ def time_floor(store: Store, sql: str, out: Path) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--traces", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="100,000 traces")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each side; the best counts")
@@ -110,8 +150,14 @@ def main() -> None:
         store.fetchall("SELECT sum(length(text)), count(*) FROM traces")  # warm the cache
         import datasets  # noqa: F401  (imports are paid once per process, not per row)
         import matplotlib.pyplot  # noqa: F401
+
         cases = [
-            ("sft (per-prompt 1, first)", sft_mod, sft_mod.SelectSFTConfig(name="bench-sft"), sft_mod.run_select_sft),
+            (
+                "sft (per-prompt 1, first)",
+                sft_mod,
+                sft_mod.SelectSFTConfig(name="bench-sft"),
+                sft_mod.run_select_sft,
+            ),
             (
                 "pairs (redi, first)",
                 pairs_mod,
@@ -119,7 +165,9 @@ def main() -> None:
                 pairs_mod.run_select_pairs,
             ),
         ]
-        print(f"{'build':<28}{'rows':>10}{'floor s':>10}{'build s':>10}{'floor rows/s':>14}{'build rows/s':>14}{'ratio':>8}")
+        print(
+            f"{'build':<28}{'rows':>10}{'floor s':>10}{'build s':>10}{'floor rows/s':>14}{'build rows/s':>14}{'ratio':>8}"
+        )
         for label, mod, cfg, run in cases:
             sql = mod.exact_sql(store, cfg)
             floor, ours, result = float("inf"), float("inf"), None
