@@ -227,16 +227,15 @@ def run_recipe(
     for step in recipe.select(from_step, until_step):
         if on_step:
             on_step(step, "start")
-        with Store(recipe.store) as store:
-            if not step.incremental and _done(store, recipe, step):
-                outcomes.append(StepOutcome(step.name, step.stage, "skipped"))
-                if on_step:
-                    on_step(step, "skipped")
-                continue
         _, fn = stage(step.stage)
         t0 = time.perf_counter()
         try:
             with Store(recipe.store) as store:
+                if not step.incremental and _done(store, recipe, step):
+                    outcomes.append(StepOutcome(step.name, step.stage, "skipped"))
+                    if on_step:
+                        on_step(step, "skipped")
+                    continue
                 result: RunResult = fn(store, step.config)
                 with store.run(
                     "recipe-step",
@@ -249,7 +248,7 @@ def run_recipe(
                     },
                 ) as r:
                     r.counts.update(result.counts)
-        except (TracekitError, Exception) as e:
+        except Exception as e:
             outcomes.append(
                 StepOutcome(step.name, step.stage, "failed", time.perf_counter() - t0, error=str(e))
             )

@@ -166,9 +166,18 @@ class Store:
         return int(self.scalar(q))
 
     # ---- bulk writes -----------------------------------------------------------------------
-    def insert_arrow(self, table: str, data: pa.Table, *, ignore_existing: bool = True) -> int:
+    def insert_arrow(
+        self,
+        table: str,
+        data: pa.Table,
+        *,
+        ignore_existing: bool = True,
+        select: str = "SELECT * FROM {src}",
+        params: Sequence[Any] | None = None,
+    ) -> int:
         """Insert an Arrow table by column name; rows whose key already exists are skipped
-        (content-addressed ids make that the idempotency of every stage). Returns rows added."""
+        (content-addressed ids make that the idempotency of every stage). `select` may reshape
+        the rows in SQL on the way in (`{src}` names the registered table). Returns rows added."""
         if data.num_rows == 0:
             return 0
         before = self.count(table)
@@ -176,7 +185,7 @@ class Store:
         self.con.register(name, data)
         try:
             verb = "INSERT OR IGNORE INTO" if ignore_existing else "INSERT INTO"
-            self.con.execute(f"{verb} {table} BY NAME SELECT * FROM {name}")
+            self.execute(f"{verb} {table} BY NAME {select.replace('{src}', name)}", params)
         finally:
             self.con.unregister(name)
         return self.count(table) - before

@@ -235,7 +235,10 @@ def _add(
             )
 
 
-_SPLIT_SQL = split_select("_tk_import", "text", "rfield")
+# the trace columns of a batch, with the reasoning/answer split computed by DuckDB
+_TRACES_SELECT = f"""SELECT trace_id, prompt_id, teacher, 'import' AS backend, sample_index, text,
+       reasoning, answer_text, finish_reason, 'imported' AS origin, meta, ? AS run_id
+FROM ({split_select("{src}", "text", "rfield")})"""
 
 
 def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
@@ -245,20 +248,7 @@ def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
         run.add("prompts_added", store.insert_rows("prompts", list(batch.prompts.values())))
         if batch.traces["trace_id"]:
             table = pa.Table.from_pydict(batch.traces, schema=_TRACE_SCHEMA)
-            before = store.count("traces")
-            store.con.register("_tk_import", table)
-            try:
-                store.execute(
-                    f"""INSERT OR IGNORE INTO traces BY NAME
-                    SELECT trace_id, prompt_id, teacher, 'import' AS backend, sample_index, text,
-                           reasoning, answer_text, finish_reason, 'imported' AS origin, meta,
-                           ? AS run_id
-                    FROM ({_SPLIT_SQL})""",
-                    [run.run_id],
-                )
-            finally:
-                store.con.unregister("_tk_import")
-            added = store.count("traces") - before
+            added = store.insert_arrow("traces", table, select=_TRACES_SELECT, params=[run.run_id])
             run.add("traces_added", added)
             run.add("traces_existing", table.num_rows - added)
         if batch.verdicts:
