@@ -25,50 +25,12 @@ os.environ.setdefault("TRACEKIT_QUIET", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_import import WORDS  # noqa: E402  (the same vocabulary as the import benchmark)
+
 from tracekit.select import pairs as pairs_mod  # noqa: E402
 from tracekit.select import sft as sft_mod  # noqa: E402
 from tracekit.select.formats import lit  # noqa: E402
 from tracekit.store import Store  # noqa: E402
-
-WORDS = [
-    "so",
-    "we",
-    "need",
-    "to",
-    "find",
-    "the",
-    "value",
-    "of",
-    "x",
-    "wait",
-    "let",
-    "me",
-    "check",
-    "that",
-    "again",
-    "the",
-    "sum",
-    "of",
-    "the",
-    "first",
-    "n",
-    "terms",
-    "is",
-    "therefore",
-    "because",
-    "alternatively",
-    "we",
-    "can",
-    "verify",
-    "this",
-    "by",
-    "substituting",
-    "back",
-    "hmm",
-    "that",
-    "gives",
-    "us",
-]
 
 
 def make_store(path: Path, n_traces: int) -> Store:

@@ -43,29 +43,9 @@ class StepTimer(TrainerCallback):
 
 
 def tiny_model(root: Path) -> str:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tracekit.models import build_tiny_random_llama
 
-    from tracekit.models import ensure_default_model
-
-    tok = AutoTokenizer.from_pretrained(ensure_default_model(quiet=True))
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    out = root / "tiny"
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
+    return str(build_tiny_random_llama(root / "tiny", hidden_size=128, layers=4))
 
 
 def gsm8k_data(root: Path, n: int) -> tuple[str, str]:

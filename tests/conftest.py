@@ -50,30 +50,9 @@ def default_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, default_model_dir) -> Path:
     """A tiny random Llama built from the embedded tokenizer: real shapes, milliseconds per step."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tracekit.models import build_tiny_random_llama
 
-    tok = AutoTokenizer.from_pretrained(default_model_dir)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return build_tiny_random_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def run_cli(*args: str, store: Path | None = None):

@@ -231,3 +231,32 @@ def model_revision(spec: str | ModelSpec) -> str | None:
             if name.endswith(".json"):
                 h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def build_tiny_random_llama(
+    out: str | Path, *, hidden_size: int = 64, layers: int = 2, seed: int = 0
+) -> Path:
+    """A random Llama with the embedded model's tokenizer: real shapes and chat template at a
+    few milliseconds per step, for tests and benchmarks that measure plumbing, not quality."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(ensure_default_model(quiet=True))
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    out = Path(out)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
