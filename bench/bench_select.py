@@ -51,13 +51,12 @@ def make_store(path: Path, n_traces: int) -> Store:
     )
     con.execute(
         f"""INSERT INTO traces (trace_id, prompt_id, teacher, teacher_revision, backend, sampling, seed,
-                                sample_index, text, reasoning, answer_text, finish_reason, prompt_tokens,
+                                sample_index, text, finish_reason, prompt_tokens,
                                 completion_tokens, latency_ms, cost_usd, origin, run_id)
             SELECT substr(md5('t' || i), 1, 16), substr(md5('p' || (i // 4)), 1, 16),
                    'teacher-' || (i % 3), 'rev1', 'vllm', '{{"temperature": 0.6, "top_p": 0.95}}', 0,
                    (i % 4)::INTEGER,
                    '<think>' || r || '</think>The answer is ' || (i % 97),
-                   r, 'The answer is ' || (i % 97),
                    CASE WHEN hash(i, 'trunc') % 100 = 0 THEN 'length' ELSE 'stop' END,
                    60, (length(r) // 4)::INTEGER, 1000.0, 0.0001, 'generated', 'bench'
             FROM (SELECT i, substr(a.phrase || ' ' || b.phrase || ' ' || c.phrase || ' ' || d.phrase,

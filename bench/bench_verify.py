@@ -92,7 +92,6 @@ def build_store(path: Path, items: list) -> None:
                     "prompt_id": pid,
                     "teacher": "bench",
                     "text": answer,
-                    "answer_text": answer,
                     "origin": "imported",
                     "sample_index": i,
                 }

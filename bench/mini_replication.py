@@ -37,11 +37,12 @@ def log(msg: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--train-problems", type=int, default=120)
+    ap.add_argument("--train-problems", type=int, default=100)
     ap.add_argument("--teacher-samples", type=int, default=8)
-    ap.add_argument("--test-problems", type=int, default=100)
+    ap.add_argument("--test-problems", type=int, default=60)
     ap.add_argument("--eval-samples", type=int, default=4)
-    ap.add_argument("--max-tokens", type=int, default=320)
+    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--eval-batch", type=int, default=16, help="prompts per generate call in eval")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "mini"))
     a = ap.parse_args()
     if a.quick:
@@ -177,6 +178,7 @@ def main() -> None:
                 top_p=0.95,
                 max_tokens=a.max_tokens,
                 limit=a.test_problems,
+                batch_size=a.eval_batch,
             ),
         )
         results[name] = r

@@ -54,7 +54,10 @@ def import_(
         bool,
         typer.Option("--skip-bad", help="Skip malformed records (counted) instead of stopping."),
     ] = False,
-    batch_size: Annotated[int, typer.Option(help="Records per transaction.")] = 4000,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Records per transaction [default: 4000; Parquet: ~256 MB of rows]."),
+    ] = None,
     store: StoreOpt = None,
     quiet: QuietOpt = False,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from tracekit.store import Store
 from tracekit.store.ids import flag_id, prompt_id
+from tracekit.text.reasoning import split_reasoning
 
 
 def add_prompt(store: Store, problem: str, source: str = "unit", answer: str = "4") -> str:
@@ -43,6 +44,10 @@ def add_trace(
     flags: list[str] | None = None,
 ) -> str:
     text = text if text is not None else f"trace {tid}"
+    # reasoning / answer_text are read out of text; a reasoning given apart from it is stored
+    field = reasoning if split_reasoning(text).reasoning != reasoning else None
+    if answer is not None and split_reasoning(text, field).answer_text != answer:
+        raise ValueError(f"answer {answer!r} is not what the store reads out of text {text!r}")
     store.insert_rows(
         "traces",
         [
@@ -52,10 +57,7 @@ def add_trace(
                 "teacher": teacher,
                 "sample_index": sample_index,
                 "text": text,
-                "reasoning": reasoning,
-                "answer_text": answer
-                if answer is not None
-                else (text if reasoning is None else None),
+                "reasoning_field": field,
                 "finish_reason": finish_reason,
                 "origin": "generated",
                 "sampling": '{"temperature": 0.6, "top_p": 0.95}',

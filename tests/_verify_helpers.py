@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from tracekit.store.ids import content_id, prompt_id
-from tracekit.text.reasoning import split_reasoning
 
 
 def add_prompt(
@@ -37,7 +36,6 @@ def add_trace(
     store, pid: str, text: str, teacher: str = "t1", finish_reason: str | None = "stop", **kw: Any
 ) -> str:
     tid = content_id("test-trace", pid, teacher, text, kw.get("sample_index", 0))
-    sp = split_reasoning(text)
     store.insert_rows(
         "traces",
         [
@@ -46,8 +44,6 @@ def add_trace(
                 "prompt_id": pid,
                 "teacher": teacher,
                 "text": text,
-                "reasoning": sp.reasoning,
-                "answer_text": sp.answer_text,
                 "finish_reason": finish_reason,
                 "origin": "imported",
                 "sample_index": kw.get("sample_index", 0),

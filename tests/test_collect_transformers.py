@@ -115,7 +115,7 @@ def test_partial_resume_and_more_samples(store: Store, tiny_model_dir: Path) -> 
     before = {r[0] for r in store.fetchall("SELECT trace_id FROM traces")}
     # lose some samples (as a crash between prompts would): prompts now need 1, 1 and 2 samples
     store.execute(
-        "DELETE FROM traces WHERE (prompt_id = ? AND sample_index = 1) OR (prompt_id = ? AND sample_index = 0)"
+        "DELETE FROM traces_data WHERE (prompt_id = ? AND sample_index = 1) OR (prompt_id = ? AND sample_index = 0)"
         " OR prompt_id = ?",
         [pids[0], pids[1], pids[2]],
     )

@@ -158,3 +158,59 @@ def test_second_writer_gets_a_clear_lock_error(tmp_path):
     s = Store(path, read_only=True)
     assert s.schema_version() == SCHEMA_VERSION
     s.close()
+
+
+def test_reasoning_and_answer_are_read_out_of_text_not_stored_twice(store):
+    store.insert_rows("prompts", [{"prompt_id": "p", "problem": "1+1?"}])
+    store.insert_rows(
+        "traces",
+        [
+            {"trace_id": "a", "prompt_id": "p", "text": "<think>\n one plus one \n</think>\n2"},
+            {"trace_id": "b", "prompt_id": "p", "text": "It is 2.", "reasoning_field": "API says"},
+            {"trace_id": "c", "prompt_id": "p", "text": " no markers "},
+        ],
+    )
+    rows = store.fetchall("SELECT trace_id, reasoning, answer_text FROM traces ORDER BY trace_id")
+    assert rows == [
+        ("a", "one plus one", "2"),
+        ("b", "API says", "It is 2."),
+        ("c", None, "no markers"),
+    ]
+    with pytest.raises(Exception, match="reasoning"):  # derived, so not a column one can write
+        store.insert_rows("traces", [{"trace_id": "d", "prompt_id": "p", "reasoning": "copy"}])
+
+
+def test_a_version_1_store_is_migrated_keeping_every_trace(tmp_path):
+    """v1 stored reasoning and answer_text as copies; v2 derives them, keeping only a reasoning
+    that is not inside the text (an API's reasoning_content) in reasoning_field."""
+    import duckdb
+
+    from tracekit.store.schema import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR,"
+        " applied_at TIMESTAMP DEFAULT now())"
+    )
+    for stmt in MIGRATIONS[0][2]:
+        con.execute(stmt)
+    con.execute("INSERT INTO schema_version (version, description) VALUES (1, 'initial schema')")
+    con.execute("INSERT INTO prompts (prompt_id, problem) VALUES ('p', '1+1?')")
+    con.execute(
+        """INSERT INTO traces (trace_id, prompt_id, text, reasoning, answer_text, origin) VALUES
+           ('a', 'p', '<think>sum</think> 2', 'sum', '2', 'imported'),
+           ('b', 'p', 'It is 2.', 'from the API', 'It is 2.', 'generated'),
+           ('c', 'p', 'plain 2', NULL, 'plain 2', 'student')"""
+    )
+    con.close()
+    with Store(path) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 2
+        assert s.fetchall(
+            "SELECT trace_id, reasoning_field, reasoning, answer_text, origin FROM traces ORDER BY 1"
+        ) == [
+            ("a", None, "sum", "2", "imported"),
+            ("b", "from the API", "from the API", "It is 2.", "generated"),
+            ("c", None, None, "plain 2", "student"),
+        ]
+        assert s.count("v_traces") == 3

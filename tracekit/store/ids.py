@@ -17,6 +17,8 @@ def canonical(value: Any) -> str:
     """A stable text form: dict keys sorted, no whitespace, so equal configs hash equally."""
     if isinstance(value, str):
         return value
+    if type(value) is int:  # json.dumps of an int is str(int), without json's overhead
+        return str(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 

@@ -7,6 +7,18 @@ Views are recreated on every open (they hold no data), so changing a view needs 
 
 from __future__ import annotations
 
+from tracekit.text.reasoning import answer_sql, reasoning_sql
+
+# What is stored of a trace. `traces` is a view over this table that adds `reasoning` and
+# `answer_text`, read out of `text` on demand: storing them as copies doubled the bytes every
+# import and collect writes (and DuckDB's generated columns are evaluated on every insert, 10x
+# slower than the insert itself, so a view it is). Only a reasoning that is not inside `text`
+# (an API's reasoning_content) is stored, in reasoning_field.
+_STORED = (
+    "trace_id, prompt_id, teacher, teacher_revision, backend, sampling, seed, sample_index, text,"
+    " finish_reason, prompt_tokens, completion_tokens, latency_ms, cost_usd, origin, meta, run_id"
+)
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
         1,
@@ -132,9 +144,50 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX traces_prompt ON traces(prompt_id)",
         ],
     ),
+    (
+        2,
+        "traces becomes a view over traces_data; reasoning and answer_text are read out of text",
+        [
+            """CREATE TABLE traces_data (
+                trace_id VARCHAR PRIMARY KEY,
+                prompt_id VARCHAR NOT NULL,
+                teacher VARCHAR,
+                teacher_revision VARCHAR,
+                backend VARCHAR,
+                sampling JSON,
+                seed BIGINT,
+                sample_index INTEGER,
+                text VARCHAR,
+                reasoning_field VARCHAR,          -- a reasoning returned apart from text (API)
+                finish_reason VARCHAR,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                latency_ms DOUBLE,
+                cost_usd DOUBLE,
+                origin VARCHAR,                   -- generated | imported | student
+                meta JSON,
+                run_id VARCHAR
+            )""",
+            f"""INSERT INTO traces_data ({_STORED}, reasoning_field)
+                SELECT {_STORED},
+                       CASE WHEN reasoning IS NOT NULL AND reasoning <> ''
+                             AND reasoning IS DISTINCT FROM {reasoning_sql("text", None)}
+                            THEN reasoning END
+                FROM traces""",
+            "DROP VIEW IF EXISTS v_traces",
+            "DROP VIEW IF EXISTS v_prompt_stats",
+            "DROP VIEW IF EXISTS v_teachers",
+            "DROP INDEX IF EXISTS traces_prompt",
+            "DROP TABLE traces",
+            "CREATE INDEX traces_prompt ON traces_data(prompt_id)",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# logical tables that are views, and the table their rows are written to
+WRITE_TABLES = {"traces": "traces_data"}
 
 # Which verifier's verdict is "the" correctness of a trace when several exist: executable and
 # symbolic checks outrank string matching, and a dataset's own labels (`source`) come last.
@@ -147,6 +200,13 @@ def _priority_case(column: str) -> str:
 
 
 VIEWS: list[str] = [
+    f"""CREATE OR REPLACE VIEW traces AS
+        SELECT trace_id, prompt_id, teacher, teacher_revision, backend, sampling, seed,
+               sample_index, text, {reasoning_sql()} AS reasoning, {answer_sql()} AS answer_text,
+               finish_reason, prompt_tokens, completion_tokens, latency_ms, cost_usd, origin, meta,
+               run_id, reasoning_field
+        FROM traces_data
+    """,
     f"""CREATE OR REPLACE VIEW v_final_verdicts AS
         SELECT trace_id, verifier, correct, status, extracted
         FROM verdicts

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from tracekit.errors import StoreLockedError, TracekitError
 from tracekit.store.runs import Run, RunResult
-from tracekit.store.schema import MIGRATIONS, SCHEMA_VERSION, VIEWS
+from tracekit.store.schema import MIGRATIONS, SCHEMA_VERSION, VIEWS, WRITE_TABLES
 
 DEFAULT_STORE = "traces.duckdb"
 
@@ -180,6 +180,7 @@ class Store:
         the rows in SQL on the way in (`{src}` names the registered table). Returns rows added."""
         if data.num_rows == 0:
             return 0
+        table = WRITE_TABLES.get(table, table)  # `traces` is a view; its rows live in traces_data
         before = self.count(table)
         name = f"_tk_insert_{table}"
         self.con.register(name, data)
@@ -195,7 +196,11 @@ class Store:
     ) -> int:
         if not rows:
             return 0
-        return self.insert_arrow(table, pa.Table.from_pylist(rows), ignore_existing=ignore_existing)
+        # pyarrow takes the columns from the first row only: a key that only later rows carry
+        # would be dropped without a word
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        columns = {k: [r.get(k) for r in rows] for k in keys}
+        return self.insert_arrow(table, pa.table(columns), ignore_existing=ignore_existing)
 
 
 __all__ = ["Store", "default_store_path", "RunResult"]

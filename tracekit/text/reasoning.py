@@ -16,7 +16,7 @@ _MARKERS = [
     ("<|begin_of_thought|>", "<|end_of_thought|>"),
 ]
 _ANSWER_MARKERS = [("<|begin_of_solution|>", "<|end_of_solution|>")]
-# ASCII whitespace only, so that the SQL twin of this function (split_sql) strips the same chars
+# ASCII whitespace only, so that the SQL twins of this function (reasoning_sql, answer_sql) strips the same chars
 WS = " \t\n\r"
 
 
@@ -59,45 +59,60 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def split_select(source: str, text: str = "text", reasoning_field: str | None = None) -> str:
-    """A SELECT over `source` that adds `reasoning` and `answer_text` columns computed as
-    `split_reasoning` computes them, so bulk imports split inside DuckDB instead of in a Python
-    loop. Marker positions are computed once per row (nested selects), since each `strpos` scans
-    a long text. Tested against the Python version."""
-    ws = "' ' || chr(9) || chr(10) || chr(13)"
-    rf = reasoning_field or "NULL"
+def _nonempty(e: str) -> str:
+    return f"({e} IS NOT NULL AND {e} <> '')"
 
-    def trim(e: str) -> str:
-        return f"trim({e}, {ws})"
 
-    pos = []
-    for k, (open_tag, close_tag) in enumerate(_MARKERS):
-        pos.append(f"strpos({text}, {_sql_str(close_tag)}) AS _c{k}")
-        pos.append(f"strpos({text}, {_sql_str(open_tag)}) AS _o{k}")
-    r_cases, a_cases = (
-        [f"WHEN {rf} IS NOT NULL THEN {rf}"],
-        [f"WHEN {rf} IS NOT NULL THEN coalesce({text}, '')"],
-    )
-    for k, (open_tag, close_tag) in enumerate(_MARKERS):
-        start = f"(CASE WHEN _o{k} > 0 AND _o{k} < _c{k} THEN _o{k} + {len(open_tag)} ELSE 1 END)"
-        r_cases.append(f"WHEN _c{k} > 0 THEN substr({text}, {start}, _c{k} - {start})")
-        a_cases.append(f"WHEN _c{k} > 0 THEN substr({text}, _c{k} + {len(close_tag)})")
-        r_cases.append(f"WHEN _o{k} > 0 THEN substr({text}, _o{k} + {len(open_tag)})")
-        a_cases.append(f"WHEN _o{k} > 0 THEN ''")
-    a_cases.append("ELSE coalesce(" + text + ", '')")
+_WS_SQL = "' ' || chr(9) || chr(10) || chr(13)"
+
+
+def _strip_sql(e: str) -> str:
+    """`e.strip(WS)` in SQL. DuckDB's rtrim walks the whole string from the front (seconds per
+    0.2 GB of long traces), so trailing whitespace is measured with a regular expression instead."""
+    left = f"ltrim({e}, {_WS_SQL})"
+    return f"substr({left}, 1, length({left}) - length(regexp_extract({left}, '[ \\t\\n\\r]*$')))"
+
+
+def reasoning_sql(text: str = "text", reasoning_field: str | None = "reasoning_field") -> str:
+    """One SQL expression equal to `split_reasoning(text, field).reasoning`.
+
+    It is the definition of the store's virtual `traces.reasoning` column: the reasoning is read
+    out of `text` on demand instead of being written a second time, which would double the bytes
+    every import and collect writes."""
+    whens = []
+    if reasoning_field:
+        whens.append(f"WHEN {_nonempty(reasoning_field)} THEN {reasoning_field}")
+    for open_tag, close_tag in _MARKERS:
+        c, o = f"strpos({text}, {_sql_str(close_tag)})", f"strpos({text}, {_sql_str(open_tag)})"
+        start = f"(CASE WHEN {o} > 0 AND {o} < {c} THEN {o} + {len(open_tag)} ELSE 1 END)"
+        whens.append(f"WHEN {c} > 0 THEN {_strip_sql(f'substr({text}, {start}, {c} - {start})')}")
+        whens.append(f"WHEN {o} > 0 THEN {_strip_sql(f'substr({text}, {o} + {len(open_tag)})')}")
+    return f"(CASE {' '.join(whens)} ELSE NULL END)"
+
+
+def answer_sql(text: str = "text", reasoning_field: str | None = "reasoning_field") -> str:
+    """One SQL expression equal to `split_reasoning(text, field).answer_text` (the store's
+    virtual `traces.answer_text` column)."""
+    whens = []
+    if reasoning_field:
+        whens.append(f"WHEN {_nonempty(reasoning_field)} THEN coalesce({text}, '')")
+    for open_tag, close_tag in _MARKERS:
+        c, o = f"strpos({text}, {_sql_str(close_tag)})", f"strpos({text}, {_sql_str(open_tag)})"
+        whens.append(f"WHEN {c} > 0 THEN substr({text}, {c} + {len(close_tag)})")
+        whens.append(f"WHEN {o} > 0 THEN ''")
+    ans = f"(CASE {' '.join(whens)} ELSE coalesce({text}, '') END)"
     (bos, eos) = _ANSWER_MARKERS[0]
-    level1 = f"SELECT *, {', '.join(pos)} FROM {source}"
-    level2 = (
-        f"SELECT *, {trim('CASE ' + ' '.join(r_cases) + ' ELSE NULL END')} AS _reasoning,"
-        f" CASE {' '.join(a_cases)} END AS _ans FROM ({level1})"
-    )
-    after = f"substr(_ans, _b + {len(bos)})"
-    level3 = (
-        f"SELECT *, CASE WHEN _b > 0 THEN (CASE WHEN strpos({after}, {_sql_str(eos)}) > 0"
-        f" THEN substr({after}, 1, strpos({after}, {_sql_str(eos)}) - 1) ELSE {after} END)"
-        f" ELSE _ans END AS _ans2 FROM (SELECT *, strpos(_ans, {_sql_str(bos)}) AS _b FROM ({level2}))"
-    )
+    b = f"strpos({ans}, {_sql_str(bos)})"
+    after = f"substr({ans}, {b} + {len(bos)})"
+    e = f"strpos({after}, {_sql_str(eos)})"
+    inner = f"(CASE WHEN {e} > 0 THEN substr({after}, 1, {e} - 1) ELSE {after} END)"
+    return _strip_sql(f"(CASE WHEN {b} > 0 THEN {inner} ELSE {ans} END)")
+
+
+def split_select(source: str, text: str = "text", reasoning_field: str | None = None) -> str:
+    """A SELECT over `source` that adds `reasoning` and `answer_text` columns computed in SQL
+    exactly as `split_reasoning` computes them (tested against it)."""
     return (
-        f"SELECT * EXCLUDE (_c0, _o0, _c1, _o1, _reasoning, _ans, _b, _ans2),"
-        f" _reasoning AS reasoning, {trim('_ans2')} AS answer_text FROM ({level3})"
+        f"SELECT *, {reasoning_sql(text, reasoning_field)} AS reasoning,"
+        f" {answer_sql(text, reasoning_field)} AS answer_text FROM {source}"
     )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tracekit.collect.importers.columnar import build_tables, plan_columnar
 from tracekit.collect.importers.mapping import CANONICAL_FIELDS, Canonical, FieldError, canonicalize
 from tracekit.collect.importers.presets import PRESETS
 from tracekit.collect.importers.sources import detect_format, iter_records
@@ -28,7 +29,6 @@ from tracekit.progress import progress
 from tracekit.store import RunResult, Store
 from tracekit.store.ids import imported_trace_id
 from tracekit.store.ids import prompt_id as make_prompt_id
-from tracekit.text.reasoning import split_select
 
 __all__ = ["ImportConfig", "run_import", "PRESETS", "CANONICAL_FIELDS"]
 
@@ -53,7 +53,11 @@ class ImportConfig(BaseModel):
     hf_split: str | None = Field(None, description="which split of an HF dataset to read")
     label_verifier: str = Field("source", description="verifier name for imported labels")
     skip_bad: bool = False
-    batch_size: int = Field(4000, ge=1, description="records per transaction")
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="records per transaction (default: 4000, or ~256 MB of Parquet data)",
+    )
 
     @field_validator("map")
     @classmethod
@@ -131,36 +135,18 @@ def run_import(store: Store, cfg: ImportConfig) -> RunResult:
 
     with store.run("import", cfg) as run:
         run.details.update({"source": source, "format": fmt})
-        batch = _Batch()
         try:
             with progress(f"import {Path(cfg.path).name}", total, unit="records") as bar:
-                for lineno, record in iter_records(cfg.path, fmt, cfg.hf_split):
-                    try:
-                        if isinstance(record, InputError):
-                            raise record
-                        if preset and preset.transform:
-                            record = preset.transform(record)
-                        canon = canonicalize(record, column_map)
-                    except (FieldError, InputError) as e:
-                        error = (
-                            e
-                            if isinstance(e, InputError)
-                            else InputError(str(e), path=cfg.path, line=lineno, field=e.field)
-                        )
-                        if not cfg.skip_bad:
-                            raise error from None
-                        run.add("skipped_bad")
-                        examples = run.details.setdefault("bad_examples", [])
-                        if len(examples) < 10:
-                            examples.append(str(error))
-                        continue
-                    _add(batch, canon, lineno, cfg, source, teacher, run.run_id)
-                    run.add("records")
-                    bar.advance()
-                    if len(batch) >= cfg.batch_size:
-                        _flush(store, batch, cfg, run)
-                        batch = _Batch()
-                _flush(store, batch, cfg, run)
+                plan, pf = _columnar_plan(cfg, fmt, column_map, preset)
+                if plan is not None:
+                    _import_columnar(
+                        store, cfg, run, bar, pf, plan, column_map, preset, source, teacher
+                    )
+                else:
+                    records = iter_records(cfg.path, fmt, cfg.hf_split)
+                    _import_records(
+                        store, cfg, run, bar, records, column_map, preset, source, teacher
+                    )
         except (InputError, FieldError) as e:
             _undo(store, run.run_id)
             run.details["undone"] = True
@@ -169,6 +155,94 @@ def run_import(store: Store, cfg: ImportConfig) -> RunResult:
             # a crash or Ctrl-C: committed batches stay (a re-run skips them); nothing half-written
             raise
     return run.result
+
+
+def _import_records(store, cfg, run, bar, records, column_map, preset, source, teacher) -> None:
+    """The record path: any input, one Python dict per record, batches of cfg.batch_size."""
+    batch = _Batch()
+    for lineno, record in records:
+        try:
+            if isinstance(record, InputError):
+                raise record
+            if preset and preset.transform:
+                record = preset.transform(record)
+            canon = canonicalize(record, column_map)
+        except (FieldError, InputError) as e:
+            error = (
+                e
+                if isinstance(e, InputError)
+                else InputError(str(e), path=cfg.path, line=lineno, field=e.field)
+            )
+            if not cfg.skip_bad:
+                raise error from None
+            run.add("skipped_bad")
+            examples = run.details.setdefault("bad_examples", [])
+            if len(examples) < 10:
+                examples.append(str(error))
+            continue
+        _add(batch, canon, lineno, cfg, source, teacher, run.run_id)
+        run.add("records")
+        bar.advance()
+        if len(batch) >= (cfg.batch_size or RECORD_BATCH):
+            _flush(store, batch, cfg, run)
+            batch = _Batch()
+    _flush(store, batch, cfg, run)
+
+
+def _columnar_plan(cfg, fmt, column_map, preset):
+    if fmt != "parquet":
+        return None, None
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(cfg.path)
+    except Exception as e:
+        raise InputError(f"not a readable Parquet file ({e})", path=cfg.path) from None
+    plan = plan_columnar(column_map, pf.schema_arrow, bool(preset and preset.transform))
+    return plan, pf
+
+
+def _import_columnar(store, cfg, run, bar, pf, plan, column_map, preset, source, teacher) -> None:
+    """Parquet with a plain column map: Arrow batches straight to DuckDB (see columnar.py); a
+    batch the fast path declines goes through the record path with its own row numbers."""
+    row = 1
+    for rb in pf.iter_batches(batch_size=cfg.batch_size or _columnar_batch_rows(pf)):
+        tables = build_tables(
+            rb,
+            row,
+            plan,
+            source=source,
+            teacher=teacher,
+            domain=cfg.domain,
+            split=cfg.split,
+            label_verifier=cfg.label_verifier,
+            run_id=run.run_id,
+        )
+        if tables is None:
+            records = zip(range(row, row + rb.num_rows), rb.to_pylist(), strict=True)
+            _import_records(store, cfg, run, bar, records, column_map, preset, source, teacher)
+        else:
+            _write(store, run, tables.prompts, tables.traces, tables.verdicts)
+            run.add("records", tables.records)
+            run.add("columnar_batches")
+            bar.advance(tables.records)
+        row += rb.num_rows
+
+
+RECORD_BATCH = 4000
+COLUMNAR_BATCH_BYTES = 256 << 20
+
+
+def _columnar_batch_rows(pf) -> int:
+    """Rows per transaction for Parquet: about 256 MB of uncompressed data. Each commit costs a
+    WAL write and soon a checkpoint that rewrites the table's open row group, so with long
+    traces 4,000-row transactions spent more time committing than inserting."""
+    meta = pf.metadata
+    if not meta.num_rows:
+        return RECORD_BATCH
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    per_row = max(1, size // meta.num_rows)
+    return max(RECORD_BATCH, COLUMNAR_BATCH_BYTES // per_row)
 
 
 def _count_hint(path: str, fmt: str) -> int | None:
@@ -235,28 +309,44 @@ def _add(
             )
 
 
-# the trace columns of a batch, with the reasoning/answer split computed by DuckDB
-_TRACES_SELECT = f"""SELECT trace_id, prompt_id, teacher, 'import' AS backend, sample_index, text,
-       reasoning, answer_text, finish_reason, 'imported' AS origin, meta, ? AS run_id
-FROM ({split_select("{src}", "text", "rfield")})"""
+# the trace columns of a batch (reasoning / answer_text are virtual columns derived from these)
+_TRACES_SELECT = """SELECT trace_id, prompt_id, teacher, 'import' AS backend, sample_index, text,
+       nullif(rfield, '') AS reasoning_field, finish_reason, 'imported' AS origin, meta,
+       ? AS run_id
+FROM {src}"""
 
 
 def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
     if not batch.records:
         return
+    traces = None
+    if batch.traces["trace_id"]:
+        traces = pa.Table.from_pydict(batch.traces, schema=_TRACE_SCHEMA)
+    prompts = _rows_table(list(batch.prompts.values()))
+    _write(store, run, prompts, traces, _rows_table(batch.verdicts))
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> pa.Table | None:
+    if not rows:
+        return None
+    return pa.table({k: [r.get(k) for r in rows] for k in rows[0]})
+
+
+def _write(store: Store, run, prompts: pa.Table | None, traces: pa.Table | None, verdicts) -> None:
+    """One batch, one transaction: prompts, traces and their label verdicts."""
     with store.transaction():
-        run.add("prompts_added", store.insert_rows("prompts", list(batch.prompts.values())))
-        if batch.traces["trace_id"]:
-            table = pa.Table.from_pydict(batch.traces, schema=_TRACE_SCHEMA)
-            added = store.insert_arrow("traces", table, select=_TRACES_SELECT, params=[run.run_id])
+        if prompts is not None:
+            run.add("prompts_added", store.insert_arrow("prompts", prompts))
+        if traces is not None and traces.num_rows:
+            added = store.insert_arrow("traces", traces, select=_TRACES_SELECT, params=[run.run_id])
             run.add("traces_added", added)
-            run.add("traces_existing", table.num_rows - added)
-        if batch.verdicts:
-            run.add("verdicts_added", store.insert_rows("verdicts", batch.verdicts))
+            run.add("traces_existing", traces.num_rows - added)
+        if verdicts is not None and verdicts.num_rows:
+            run.add("verdicts_added", store.insert_arrow("verdicts", verdicts))
     run.checkpoint()
 
 
 def _undo(store: Store, run_id: str) -> None:
     with store.transaction():
-        for table in ("verdicts", "traces", "prompts"):
+        for table in ("verdicts", "traces_data", "prompts"):
             store.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
