@@ -416,3 +416,40 @@ def test_a_bad_parquet_row_is_named_and_the_import_undone(tmp_path, shared_data,
     r = run_import(store, cfg.model_copy(update={"skip_bad": True}))
     assert r.counts["skipped_bad"] == 1 and r.counts["columnar_batches"] == 4  # 1 of 5 declined
     assert _counts(store) == {"prompts": 299, "traces": 299, "verdicts": 299}
+
+
+@pytest.mark.realdata
+def test_one_trace_per_row_parquet_is_read_by_duckdb_and_matches_jsonl(tmp_path, shared_data):
+    """String completions without nulls take the direct path (DuckDB reads the text from the
+    file, Python only computes ids); duplicated records and a reasoning column included."""
+    records = []
+    for r in _longcot_records(shared_data)[:200]:
+        records.append(
+            {
+                "idx": r["idx"],
+                "question": r["question"],
+                "gt": r["gt"],
+                "code": r["code"][0],
+                "score": bool(r["score"][0]),
+                "why": f"note {r['idx']}",
+            }
+        )
+    records += records[:10]  # the same records again: same ids, stored once
+    records.insert(1, records[0])  # and a duplicate inside the first batch: that batch declines
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(records), parquet, row_group_size=64)
+    common = dict(
+        map=LONGCOT_MAP | {"id": "idx", "reasoning": "why"}, teacher="t", source="s", batch_size=50
+    )
+    with Store(tmp_path / "a.duckdb") as a, Store(tmp_path / "b.duckdb") as b:
+        run_import(a, ImportConfig(path=str(jsonl), **common))
+        rb = run_import(b, ImportConfig(path=str(parquet), **common))
+        assert rb.counts["direct_batches"] == 4 and rb.counts["records"] == 211
+        assert rb.counts["traces_added"] == 200
+        assert _rows(a) == _rows(b)
+        assert b.scalar("SELECT count(*) FROM traces WHERE reasoning LIKE 'note %'") == 200
+        # a re-import adds nothing
+        again = run_import(b, ImportConfig(path=str(parquet), **common))
+        assert again.counts.get("traces_added", 0) == 0 and b.count("traces") == 200

@@ -198,7 +198,9 @@ def _columnar_plan(cfg, fmt, column_map, preset):
         pf = pq.ParquetFile(cfg.path)
     except Exception as e:
         raise InputError(f"not a readable Parquet file ({e})", path=cfg.path) from None
-    plan = plan_columnar(column_map, pf.schema_arrow, bool(preset and preset.transform))
+    plan = plan_columnar(
+        column_map, pf.schema_arrow, bool(preset and preset.transform), pf.metadata
+    )
     return plan, pf
 
 
@@ -206,7 +208,13 @@ def _import_columnar(store, cfg, run, bar, pf, plan, column_map, preset, source,
     """Parquet with a plain column map: Arrow batches straight to DuckDB (see columnar.py); a
     batch the fast path declines goes through the record path with its own row numbers."""
     row = 1
-    for rb in pf.iter_batches(batch_size=cfg.batch_size or _columnar_batch_rows(pf)):
+    if plan.direct:
+        # a transaction per Parquet row group's worth of rows (DuckDB writes full row groups
+        # straight to the file); the text is never in memory, only the ids of these rows
+        rows_per_batch = cfg.batch_size or DIRECT_BATCH
+    else:
+        rows_per_batch = cfg.batch_size or _columnar_batch_rows(pf)
+    for rb in pf.iter_batches(batch_size=rows_per_batch, columns=plan.python_columns()):
         tables = build_tables(
             rb,
             row,
@@ -219,18 +227,59 @@ def _import_columnar(store, cfg, run, bar, pf, plan, column_map, preset, source,
             run_id=run.run_id,
         )
         if tables is None:
-            records = zip(range(row, row + rb.num_rows), rb.to_pylist(), strict=True)
+            records = (
+                _parquet_records(store, cfg.path, row, rb.num_rows)
+                if plan.direct
+                else (zip(range(row, row + rb.num_rows), rb.to_pylist(), strict=True))
+            )
             _import_records(store, cfg, run, bar, records, column_map, preset, source, teacher)
         else:
-            _write(store, run, tables.prompts, tables.traces, tables.verdicts)
+            traces_select = (
+                _direct_select(cfg.path, plan, row, rb.num_rows) if plan.direct else _NEW_TRACES
+            )
+            _write(store, run, tables.prompts, tables.traces, tables.verdicts, traces_select)
             run.add("records", tables.records)
-            run.add("columnar_batches")
+            run.add("direct_batches" if plan.direct else "columnar_batches")
             bar.advance(tables.records)
         row += rb.num_rows
 
 
 RECORD_BATCH = 4000
 COLUMNAR_BATCH_BYTES = 256 << 20
+
+
+DIRECT_BATCH = 122_880  # DuckDB's row group size
+
+
+def _sql_path(path: str) -> str:
+    return "'" + str(Path(path).resolve()).replace("'", "''") + "'"
+
+
+def _direct_select(path: str, plan, first_row: int, n: int) -> str:
+    """The batch's traces: ids from Python ({src}), text read by DuckDB from the file. Ids
+    already in the store are left out here (an anti-join on the ids only), which is cheaper
+    than INSERT OR IGNORE's per-row conflict checks."""
+    comp = '"' + plan.columns["completion"].replace('"', '""') + '"'
+    rf = plan.columns.get("reasoning")
+    rfield = 'nullif(p."' + rf.replace('"', '""') + "\", '')" if rf else "NULL"
+    lo, hi = first_row - 1, first_row - 2 + n
+    return f"""SELECT k.trace_id, k.prompt_id, k.teacher, 'import' AS backend, k.sample_index,
+       p.{comp} AS text, {rfield} AS reasoning_field, k.finish_reason, 'imported' AS origin,
+       NULL AS meta, ? AS run_id
+FROM (SELECT * FROM {{src}} WHERE trace_id NOT IN (SELECT trace_id FROM traces_data)) k
+JOIN (SELECT * FROM read_parquet({_sql_path(path)}, file_row_number = true)
+      WHERE file_row_number BETWEEN {lo} AND {hi}) p ON p.file_row_number = k.file_row"""
+
+
+def _parquet_records(store: Store, path: str, first_row: int, n: int):
+    """Rows first_row.. as dicts (the record path for a batch the direct path declined)."""
+    lo, hi = first_row - 1, first_row - 2 + n
+    table = store.con.sql(
+        f"SELECT * EXCLUDE (file_row_number) FROM read_parquet({_sql_path(path)},"
+        f" file_row_number = true) WHERE file_row_number BETWEEN {lo} AND {hi}"
+        " ORDER BY file_row_number"
+    ).to_arrow_table()
+    return zip(range(first_row, first_row + n), table.to_pylist(), strict=True)
 
 
 def _columnar_batch_rows(pf) -> int:
@@ -314,6 +363,11 @@ _TRACES_SELECT = """SELECT trace_id, prompt_id, teacher, 'import' AS backend, sa
        nullif(rfield, '') AS reasoning_field, finish_reason, 'imported' AS origin, meta,
        ? AS run_id
 FROM {src}"""
+# the same for a batch whose ids are known to be distinct: ids already stored are left out by an
+# anti-join on the ids, cheaper than INSERT OR IGNORE's per-row conflict checks
+_NEW_TRACES = _TRACES_SELECT.replace(
+    "FROM {src}", "FROM {src} WHERE trace_id NOT IN (SELECT trace_id FROM traces_data)"
+)
 
 
 def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
@@ -332,13 +386,26 @@ def _rows_table(rows: list[dict[str, Any]]) -> pa.Table | None:
     return pa.table({k: [r.get(k) for r in rows] for k in rows[0]})
 
 
-def _write(store: Store, run, prompts: pa.Table | None, traces: pa.Table | None, verdicts) -> None:
+def _write(
+    store: Store,
+    run,
+    prompts: pa.Table | None,
+    traces: pa.Table | None,
+    verdicts: pa.Table | None,
+    traces_select: str | None = None,
+) -> None:
     """One batch, one transaction: prompts, traces and their label verdicts."""
     with store.transaction():
         if prompts is not None:
             run.add("prompts_added", store.insert_arrow("prompts", prompts))
         if traces is not None and traces.num_rows:
-            added = store.insert_arrow("traces", traces, select=_TRACES_SELECT, params=[run.run_id])
+            added = store.insert_arrow(
+                "traces",
+                traces,
+                select=traces_select or _TRACES_SELECT,
+                params=[run.run_id],
+                ignore_existing=traces_select is None,  # the columnar selects skip stored ids
+            )
             run.add("traces_added", added)
             run.add("traces_existing", traces.num_rows - added)
         if verdicts is not None and verdicts.num_rows:

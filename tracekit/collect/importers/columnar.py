@@ -27,10 +27,40 @@ _ALIGNED = {"label": pa.bool_(), "reasoning": pa.string(), "finish_reason": pa.s
 _ALIGNED_TEACHER = {"teacher": pa.string()}
 
 
+# the long text columns; in direct mode DuckDB reads them from the file itself
+TEXT_FIELDS = ("completion", "reasoning")
+
+
 @dataclass
 class ColumnarPlan:
     columns: dict[str, str]  # canonical field -> column name
     meta_columns: list[str]  # unmapped scalar columns that the record path keeps as prompt meta
+    # one string completion per row and no nulls in it (Parquet statistics): DuckDB reads the
+    # text columns straight from the file, joined to the ids by row number, so the long text
+    # never passes through Python or Arrow at all
+    direct: bool = False
+
+    def python_columns(self) -> list[str] | None:
+        """The columns Python reads (None: all of them)."""
+        if not self.direct:
+            return None
+        skip = {self.columns[f] for f in TEXT_FIELDS if f in self.columns}
+        return list(
+            dict.fromkeys(c for c in [*self.columns.values(), *self.meta_columns] if c not in skip)
+        )
+
+
+def _no_nulls(meta: Any, column: str) -> bool:
+    """True when every row group's statistics say `column` has no nulls."""
+    schema = meta.schema.to_arrow_schema()
+    idx = [i for i in range(meta.num_columns) if meta.schema.column(i).path == column]
+    if len(idx) != 1 or column not in schema.names:
+        return False
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(idx[0]).statistics
+        if stats is None or not stats.has_null_count or stats.null_count:
+            return False
+    return True
 
 
 @dataclass
@@ -54,7 +84,7 @@ def _value_ok(t: pa.DataType, want: pa.DataType) -> bool:
 
 
 def plan_columnar(
-    column_map: dict[str, str], schema: pa.Schema, has_transform: bool
+    column_map: dict[str, str], schema: pa.Schema, has_transform: bool, metadata: Any = None
 ) -> ColumnarPlan | None:
     """A plan when every mapped field is a top-level column of an accepted type, else None."""
     if has_transform:
@@ -98,7 +128,13 @@ def plan_columnar(
             or pa.types.is_boolean(f.type)
         )
     ]
-    return ColumnarPlan(dict(column_map), meta)
+    direct = (
+        comp is not None
+        and _is_string(comp)
+        and metadata is not None
+        and _no_nulls(metadata, column_map["completion"])
+    )
+    return ColumnarPlan(dict(column_map), meta, direct)
 
 
 def _to_str_list(arr: pa.Array) -> list[str | None]:
@@ -119,7 +155,11 @@ def build_tables(
 ) -> BatchTables | None:
     """The prompt, trace and verdict rows of one batch, or None to use the record path."""
     n = rb.num_rows
-    col = {f: rb.column(c) for f, c in plan.columns.items()}
+    col = {
+        f: rb.column(c)
+        for f, c in plan.columns.items()
+        if not (plan.direct and f in TEXT_FIELDS)  # those are read by DuckDB
+    }
     problem = col["problem"]
     if (
         problem.null_count
@@ -163,13 +203,18 @@ def build_tables(
             "run_id": [run_id] * k,
         }
     )
-    if "completion" not in col:
+    if "completion" not in plan.columns:
         return BatchTables(n, prompts, None, None)
 
-    comp = col["completion"]
-    if comp.null_count:
+    comp = col.get("completion")
+    if plan.direct:  # the text stays in the file: one trace per row, located by its row number
+        texts = pa.array(np.arange(first_row - 1, first_row - 1 + n), pa.int64())
+        parent = np.arange(n)
+        sample_index = np.zeros(n, dtype=np.int64)
+        aligned = {f: col[f] for f in ("label", "finish_reason", "teacher") if f in col}
+    elif comp.null_count:
         return None
-    if _is_list(comp.type):
+    elif _is_list(comp.type):
         texts = comp.flatten()
         if texts.null_count:
             return None
@@ -208,14 +253,16 @@ def build_tables(
         for p, w, s in zip(parents, whos, sidx, strict=True)
     ]
     null = pa.nulls(m, pa.string())
+    if len(set(tids)) < m:  # the columnar insert checks ids against the store only
+        return None
     traces = pa.table(
         {
             "trace_id": tids,
             "prompt_id": [pids[p] for p in parents],
             "teacher": whos,
             "sample_index": pa.array(sidx, pa.int32()),
-            "text": texts,
-            "rfield": aligned.get("reasoning", null),
+            **({"file_row": texts} if plan.direct else {"text": texts}),
+            **({} if plan.direct else {"rfield": aligned.get("reasoning", null)}),
             "finish_reason": aligned.get("finish_reason", null),
             "meta": null,
         }
