@@ -314,8 +314,15 @@ def _big_jsonl(tmp_path: Path, shared_data: Path, n: int) -> Path:
 
 
 @pytest.mark.realdata
-def test_kill_9_midway_then_rerun_equals_clean_import(tmp_path, shared_data):
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_kill_9_midway_then_rerun_equals_clean_import(tmp_path, shared_data, fmt):
     big = _big_jsonl(tmp_path, shared_data, 1500)
+    if fmt == "parquet":  # one string completion per row: the direct (DuckDB-reads-text) path
+        rows = [json.loads(line) for line in big.open()]
+        for r in rows:
+            r["code"], r["score"] = r["code"][0], bool(r["score"][0])
+        big = tmp_path / "big.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), big)
     maps = sum((["--map", f"{k}={v}"] for k, v in LONGCOT_MAP.items()), [])
     tk = str(Path(sys.executable).parent / "tracekit")
     killed_db = tmp_path / "killed.duckdb"

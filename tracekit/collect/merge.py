@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from tracekit.errors import ConfigError, TracekitError
 from tracekit.progress import progress
 from tracekit.store import RunResult, Store
-from tracekit.store.schema import SCHEMA_VERSION
+from tracekit.store.schema import SCHEMA_VERSION, WRITE_TABLES
+
+LOGICAL = {table: view for view, table in WRITE_TABLES.items()}
 
 _ALIAS = "tk_merge_src"
 
@@ -94,8 +96,8 @@ def run_merge(store: Store, cfg: MergeConfig) -> RunResult:
                                 f" (SELECT * FROM {_ALIAS}.{table} EXCEPT SELECT * FROM {table})"
                             )
                         added = store.count(table) - before
-                        if added:
-                            run.add(table, added)
+                        if added:  # counted under the name users query (traces, not traces_data)
+                            run.add(LOGICAL.get(table, table), added)
                     run.add("stores")
                     run.checkpoint()
             finally:
