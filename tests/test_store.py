@@ -214,3 +214,32 @@ def test_a_version_1_store_is_migrated_keeping_every_trace(tmp_path):
             ("c", None, None, "plain 2", "student"),
         ]
         assert s.count("v_traces") == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "  ",
+        "<think>  a \n</think>\n x \t",
+        "<think> unclosed  ",
+        "no markers \n",
+        "</think> a pre-filled open tag",
+        "<|begin_of_thought|> r <|end_of_thought|> <|begin_of_solution|> s <|end_of_solution|> ",
+        "<think>\n\n</think>",
+        "é <think> ü \n</think> ö ",
+        "</think> x <think> y </think>",
+    ],
+)
+@pytest.mark.parametrize("field", [None, "", " from the API "])
+def test_the_sql_split_equals_the_python_split(text, field):
+    import duckdb
+
+    from tracekit.text.reasoning import answer_sql, reasoning_sql, split_reasoning
+
+    got = (
+        duckdb.connect()
+        .execute(f"SELECT {reasoning_sql('$1', '$2')}, {answer_sql('$1', '$2')}", [text, field])
+        .fetchall()[0]
+    )
+    assert got == tuple(split_reasoning(text, field)[:2])

@@ -107,12 +107,3 @@ def answer_sql(text: str = "text", reasoning_field: str | None = "reasoning_fiel
     e = f"strpos({after}, {_sql_str(eos)})"
     inner = f"(CASE WHEN {e} > 0 THEN substr({after}, 1, {e} - 1) ELSE {after} END)"
     return _strip_sql(f"(CASE WHEN {b} > 0 THEN {inner} ELSE {ans} END)")
-
-
-def split_select(source: str, text: str = "text", reasoning_field: str | None = None) -> str:
-    """A SELECT over `source` that adds `reasoning` and `answer_text` columns computed in SQL
-    exactly as `split_reasoning` computes them (tested against it)."""
-    return (
-        f"SELECT *, {reasoning_sql(text, reasoning_field)} AS reasoning,"
-        f" {answer_sql(text, reasoning_field)} AS answer_text FROM {source}"
-    )
