@@ -68,8 +68,9 @@ WORDS = [
 ]
 
 
-def make_parquet(path: Path, rows: int, seed: int = 0) -> int:
-    """Realistic shapes: a problem, a reference, one trace of 2-20 KB with a think block."""
+def make_parquet(path: Path, rows: int, seed: int = 0, layout: str = "row") -> int:
+    """Realistic shapes: a problem, a reference, one trace of 2-20 KB with a think block.
+    layout "list": the four traces of a problem in one row, as lists (OpenR1's layout)."""
     rng = random.Random(seed)
     chunk = 10_000
     writer = None
@@ -94,6 +95,16 @@ def make_parquet(path: Path, rows: int, seed: int = 0) -> int:
         table = pa.table(
             {"problem": problems, "answer": refs, "completion": texts, "correct": labels}
         )
+        if layout == "list":  # chunk is a multiple of 4: a problem's four traces stay together
+            g = list(range(0, n, 4))
+            table = pa.table(
+                {
+                    "problem": [problems[j] for j in g],
+                    "answer": [refs[j] for j in g],
+                    "completion": [texts[j : j + 4] for j in g],
+                    "correct": [labels[j : j + 4] for j in g],
+                }
+            )
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
@@ -101,17 +112,20 @@ def make_parquet(path: Path, rows: int, seed: int = 0) -> int:
     return total_bytes
 
 
-def bench_raw(parquet: Path, db: Path) -> float:
+def bench_raw(parquet: Path, db: Path, layout: str = "row") -> float:
     from tracekit.store.schema import MIGRATIONS
 
     con = duckdb.connect(str(db))
     ddl = next(s for s in MIGRATIONS[0][2] if s.strip().startswith("CREATE TABLE traces"))
     con.execute(ddl)
     t0 = time.perf_counter()
+    source = f"read_parquet('{parquet}')"
+    if layout == "list":
+        source = f"(SELECT problem, unnest(completion) AS completion FROM {source})"
     con.execute(
         f"""INSERT INTO traces (trace_id, prompt_id, teacher, sample_index, text, origin)
             SELECT md5(problem || '#' || row_number() OVER ()), md5(problem), 'bench', 0, completion, 'imported'
-            FROM read_parquet('{parquet}')"""
+            FROM {source}"""
     )
     con.execute("CHECKPOINT")
     dt = time.perf_counter() - t0
@@ -149,12 +163,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3, help="best of N for each side")
+    ap.add_argument(
+        "--layout",
+        choices=["row", "list"],
+        default="row",
+        help="row: one trace per row (DuckDB reads the text); list: 4 traces per row (Arrow path)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         parquet = d / "traces.parquet"
         t = time.perf_counter()
-        nbytes = make_parquet(parquet, args.rows)
+        nbytes = make_parquet(parquet, args.rows, layout=args.layout)
         print(
             f"made {args.rows:,} traces ({nbytes / 1e9:.2f} GB of text) in {time.perf_counter() - t:.1f}s"
         )
@@ -162,7 +182,7 @@ def main() -> None:
         for i in range(args.repeat):  # alternate, so load changes hit both sides alike
             for f in d.glob("*.duckdb*"):
                 f.unlink()
-            raws.append(bench_raw(parquet, d / "raw.duckdb"))
+            raws.append(bench_raw(parquet, d / "raw.duckdb", args.layout))
             tks.append(bench_tracekit(parquet, d / "tk.duckdb"))
             print(f"  try {i + 1}: raw {raws[-1]:.2f}s, tracekit {tks[-1]:.2f}s", flush=True)
         raw, tk = min(raws), min(tks)
