@@ -56,7 +56,10 @@ def import_(
     ] = False,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Records per transaction [default: 4000; Parquet: ~256 MB of rows]."),
+        typer.Option(
+            help="Records per transaction (default 4000; Parquet: about 256 MB of rows,"
+            " or 122,880 rows when DuckDB reads the text itself)."
+        ),
     ] = None,
     store: StoreOpt = None,
     quiet: QuietOpt = False,
