@@ -9,7 +9,8 @@
    with standard errors, and paired comparisons against the base.
 
 Everything goes through the library stages (the same code as the CLI) into one store under
-bench/out/mini/ (gitignored). The slow tier: about an hour on 2 CPU cores with the defaults.
+bench/out/mini/ (gitignored). The slow tier: about 70 minutes on 2 CPU cores with the defaults
+(a re-run reuses the stored teacher traces: collect skips what exists).
   nohup .venv/bin/python bench/mini_replication.py > bench/out/mini.log 2>&1 &
   .venv/bin/python bench/mini_replication.py --quick   # a few minutes, numbers meaningless
 """
@@ -114,7 +115,7 @@ def main() -> None:
             verifier="math",
             think_format="plain",
             where="origin = 'generated'",
-            output=str(out / "datasets"),
+            output=str(out / "datasets" / "mini-sft"),
         ),
     )
     run_select_pairs(
@@ -126,7 +127,7 @@ def main() -> None:
             think_format="plain",
             where="origin = 'generated'",
             seed=42,
-            output=str(out / "datasets"),
+            output=str(out / "datasets" / "mini-pairs"),
         ),
     )
     rows = dict(store.fetchall("SELECT name, rows FROM datasets"))

@@ -257,6 +257,11 @@ def test_output_folder_is_never_clobbered(store, tmp_path):
         store, SelectSFTConfig(name="x", output=str(tmp_path / "mine"), strategy="shortest")
     )
     assert len(load_training_dataset(store, "x")["train"]) == 2
+    # another dataset may not take over x's folder: x's row would point at its files
+    with pytest.raises(ConfigError, match="holds dataset 'x'"):
+        run_select_pairs(store, SelectPairsConfig(name="y", output=str(tmp_path / "mine")))
+    assert len(load_training_dataset(store, "x")["train"]) == 2
+    assert "completion" in load_training_dataset(store, "x")["train"].column_names
 
 
 def test_rebuild_command_lists_non_default_options():

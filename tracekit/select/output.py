@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tracekit.errors import TracekitError
+from tracekit.errors import ConfigError, TracekitError
 from tracekit.select.candidates import SelectBase
 from tracekit.select.formats import lit
 from tracekit.select.funnel import Funnel
@@ -195,6 +195,14 @@ def finalize(store: Store, run: Run, build: Build) -> dict[str, Any]:
     fp = fingerprint(store, build)
     dataset_id = content_id("dataset", cfg.name, build.kind, fp)
     out = dataset_dir(store, cfg)
+    other = store.fetchone(
+        "SELECT name FROM datasets WHERE path = ? AND name <> ? LIMIT 1",
+        [stored_path(store, out), cfg.name],
+    )
+    if other:  # replacing it would leave that dataset's row pointing at this one's files
+        raise ConfigError(
+            f"output folder {out} holds dataset {other[0]!r}: give {cfg.name!r} its own --output"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
