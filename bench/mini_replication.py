@@ -31,6 +31,10 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "gsm8k"
 
 
+# the quickstart's short-answer template: a 135M model stays under max_tokens with it
+ARITH_TEMPLATE = "{problem}\nExplain briefly, then give the final number as \\boxed{ANSWER}."
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -38,13 +42,19 @@ def log(msg: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--suite",
+        choices=["gsm8k", "arith"],
+        default="gsm8k",
+        help="gsm8k: GSM8K train/test from ../shared/data; arith: the built-in word problems",
+    )
     ap.add_argument("--train-problems", type=int, default=64)
     ap.add_argument("--teacher-samples", type=int, default=8)
     ap.add_argument("--test-problems", type=int, default=40)
     ap.add_argument("--eval-samples", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=192)
     ap.add_argument("--eval-batch", type=int, default=16, help="prompts per generate call in eval")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "mini"))
+    ap.add_argument("--out", default=None, help="default bench/out/mini (arith: mini-arith)")
     a = ap.parse_args()
     if a.quick:
         a.train_problems, a.teacher_samples, a.test_problems, a.eval_samples, a.max_tokens = (
@@ -57,6 +67,7 @@ def main() -> None:
 
     from tracekit.collect.collect import CollectConfig, run_collect
     from tracekit.collect.importers import ImportConfig, run_import
+    from tracekit.collect.problems import ProblemsConfig, run_problems
     from tracekit.evaluate.benchmarks import Benchmark
     from tracekit.evaluate.compare import compare_runs
     from tracekit.evaluate.eval import EvalConfig, benchmark_prompt_ids, run_eval
@@ -67,21 +78,39 @@ def main() -> None:
     from tracekit.train.runner import run_sft, run_sft_then_redi
     from tracekit.verify import VerifyConfig, run_verify
 
-    out = Path(a.out)
+    out = Path(a.out or ROOT / "bench" / "out" / ("mini" if a.suite == "gsm8k" else "mini-arith"))
     out.mkdir(parents=True, exist_ok=True)
     store = Store(out / "traces.duckdb")
     t0 = time.time()
     log(f"settings: {vars(a)}")
 
     # 1-2. teacher traces on train problems, verified
-    train_file = str(DATA / "train.jsonl")
-    run_import(
-        store, ImportConfig(path=train_file, preset="gsm8k", source="gsm8k-train", split="train")
-    )
-    ids = benchmark_prompt_ids(
-        Benchmark("gsm8k-train", "", "", preset="gsm8k", path=train_file), a.train_problems
-    )
-    quoted = ", ".join(f"'{i}'" for i in ids)
+    if a.suite == "gsm8k":
+        train_file = str(DATA / "train.jsonl")
+        run_import(
+            store,
+            ImportConfig(path=train_file, preset="gsm8k", source="gsm8k-train", split="train"),
+        )
+        ids = benchmark_prompt_ids(
+            Benchmark("gsm8k-train", "", "", preset="gsm8k", path=train_file), a.train_problems
+        )
+        quoted = ", ".join(f"'{i}'" for i in ids)
+        where, template = f"prompt_id IN ({quoted})", None
+        bench_name, bench_file = "gsm8k", str(DATA / "test.jsonl")
+    else:  # the built-in GSM8K-style word problems (tracekit.collect.problems), seeded
+        n = a.train_problems + a.test_problems
+        bench_name, bench_file = "arith", str(out / "eval-problems.jsonl")
+        run_problems(
+            store,
+            ProblemsConfig(
+                n=n,
+                seed=0,
+                kinds=["add", "sub", "mul", "two_step"],
+                eval_fraction=a.test_problems / n,
+                export_eval=bench_file,
+            ),
+        )
+        where, template = "split = 'train' AND source = 'tracekit-arith'", ARITH_TEMPLATE
     r = run_collect(
         store,
         CollectConfig(
@@ -91,8 +120,9 @@ def main() -> None:
             top_p=0.95,
             max_tokens=a.max_tokens,
             seed=0,
-            where=f"prompt_id IN ({quoted})",
+            where=where,
             batch_size=8,
+            template=template,
         ),
     )
     log(f"collect: {r.counts} ({time.time() - t0:.0f}s)")
@@ -173,7 +203,8 @@ def main() -> None:
             store,
             EvalConfig(
                 model=spec,
-                benchmarks=[f"gsm8k={DATA / 'test.jsonl'}"],
+                benchmarks=[f"{bench_name}={bench_file}"],
+                template=template,
                 samples=a.eval_samples,
                 temperature=0.6,
                 top_p=0.95,
@@ -183,7 +214,7 @@ def main() -> None:
             ),
         )
         results[name] = r
-        m = r.details["benchmarks"]["gsm8k"]
+        m = r.details["benchmarks"][bench_name]
         log(
             f"eval {name}: pass@1 {m['pass@1']:.4f} ± {m['se']:.4f} (problems {m['problems']}, truncated {m['truncation_rate']:.2f}) ({time.time() - t0:.0f}s)"
         )
@@ -191,7 +222,7 @@ def main() -> None:
     print("\n| student | pass@1 | ± se (sample idx) | ± se (problems) | mean tokens | truncated |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        m = r.details["benchmarks"]["gsm8k"]
+        m = r.details["benchmarks"][bench_name]
         print(
             f"| {name} | {m['pass@1']:.4f} | {m['se']:.4f} | {m['se_problems']:.4f} | {m['mean_tokens']:.0f} | {m['truncation_rate']:.2f} |"
         )
