@@ -196,11 +196,14 @@ class Store:
     ) -> int:
         if not rows:
             return 0
-        # pyarrow takes the columns from the first row only: a key that only later rows carry
-        # would be dropped without a word
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        columns = {k: [r.get(k) for r in rows] for k in keys}
-        return self.insert_arrow(table, pa.table(columns), ignore_existing=ignore_existing)
+        return self.insert_arrow(table, rows_table(rows), ignore_existing=ignore_existing)
 
 
-__all__ = ["Store", "default_store_path", "RunResult"]
+def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Dicts to an Arrow table with every key any row has: pyarrow's from_pylist takes the
+    columns from the first row only, dropping a key that only later rows carry without a word."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return pa.table({k: [r.get(k) for r in rows] for k in keys})
+
+
+__all__ = ["Store", "default_store_path", "RunResult", "rows_table"]

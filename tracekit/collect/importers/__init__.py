@@ -29,6 +29,7 @@ from tracekit.progress import progress
 from tracekit.store import RunResult, Store
 from tracekit.store.ids import imported_trace_id
 from tracekit.store.ids import prompt_id as make_prompt_id
+from tracekit.store.store import rows_table
 
 __all__ = ["ImportConfig", "run_import", "PRESETS", "CANONICAL_FIELDS"]
 
@@ -376,14 +377,8 @@ def _flush(store: Store, batch: _Batch, cfg: ImportConfig, run) -> None:
     traces = None
     if batch.traces["trace_id"]:
         traces = pa.Table.from_pydict(batch.traces, schema=_TRACE_SCHEMA)
-    prompts = _rows_table(list(batch.prompts.values()))
-    _write(store, run, prompts, traces, _rows_table(batch.verdicts))
-
-
-def _rows_table(rows: list[dict[str, Any]]) -> pa.Table | None:
-    if not rows:
-        return None
-    return pa.table({k: [r.get(k) for r in rows] for k in rows[0]})
+    prompts = rows_table(list(batch.prompts.values()))
+    _write(store, run, prompts, traces, rows_table(batch.verdicts) if batch.verdicts else None)
 
 
 def _write(
